@@ -1,0 +1,48 @@
+# cfexp: `make sweep` runs the default study, `make test` runs the tests. Every target installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXP    ?= experiments/variants.toml
+# With no NVIDIA GPU we install PyTorch's CPU build (about 200 MB) instead of the multi-GB CUDA one from PyPI.
+TORCH_VERSION   ?= 2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+.PHONY: install test lint format bench sweep train data ui report clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: torch comes from PyPI with CUDA"; \
+	else \
+		echo "No NVIDIA GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+		$(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
+		|| $(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url $(TORCH_CPU_INDEX); \
+	fi
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m cfexp.bench
+
+train: $(STAMP)
+	$(BIN)/cfexp train $(or $(EXP_TRAIN),experiments/seed_reproduction.toml)
+
+data: $(STAMP)
+	$(BIN)/cfexp data
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Datasets that ship inside the package, so that cfexp works offline."""

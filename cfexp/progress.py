@@ -1,0 +1,51 @@
+"""What a person watches in the terminal: a live progress bar per run, epoch tables and a comparison table."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+from cfexp.train import Callback, FitResult, Recipe
+
+
+class EpochProgress(Callback):
+    """A tqdm bar over a run's epochs showing the live train and validation losses (off when not a terminal)."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.bar: tqdm | None = None
+
+    def on_fit_start(self, model, recipe: Recipe) -> None:
+        self.bar = tqdm(total=recipe.epochs, desc=self.label, unit="epoch", file=sys.stderr, disable=None, leave=False)
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(train=f"{metrics['train_loss']:.4f}", val=f"{metrics['val_loss']:.4f}")
+            self.bar.update(1)
+
+    def on_fit_end(self, result: FitResult) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_history(name: str, result: FitResult) -> None:
+    print(f"\n{name}")
+    print(f"{'epoch':>5} {'lr':>8} {'train_loss':>10} {'val_loss':>10} {'val_rmse':>9} {'val_mae':>8} {'s':>6}")
+    for h in result.history:
+        print(
+            f"{h['epoch']:>5} {h['lr']:>8.3g} {h['train_loss']:>10.4f} {h['val_loss']:>10.4f} "
+            f"{h['val_rmse']:>9.4f} {h['val_mae']:>8.4f} {h['seconds']:>6.2f}"
+        )
+    if result.status != "completed":
+        print(f"  {result.status}: {result.reason}")
+
+
+def print_comparison(results: list) -> None:
+    print(f"\n{'run':<24} {'variant':<18} {'epochs':>6} {'val_loss':>9} {'best':>8} {'test':>8} {'s':>6}  status")
+    for run, result in results:
+        test = f"{result.test_loss:.4f}" if result.test_loss is not None else "-"
+        print(
+            f"{run.name:<24} {run.variant:<18} {len(result.history):>6} {result.val_loss:>9.4f} "
+            f"{result.best_val_loss:>8.4f} {test:>8} {result.seconds:>6.1f}  {result.status}"
+        )

@@ -1,0 +1,286 @@
+"""The fit loop: index-tensor batching on the device, optimizers, LR phases or one-cycle, history, callbacks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cfexp import data as cfdata
+from cfexp.config import RunConfig
+from cfexp.data import Ratings, Split, TensorPart
+from cfexp.errors import UserError
+from cfexp.lazy_sgd import LazySGD, dense_parameters, train_epoch
+from cfexp.models import Init, build_model, get_variant
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+EVAL_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: optimizer, LR schedule and batching. `phases` is a list of (epochs, lr)."""
+
+    optimizer: str = "sgd"
+    phases: tuple[tuple[int, float], ...] = ((3, 0.1), (3, 0.01))
+    one_cycle: bool = False
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    seed: int = 42
+    device: str = "auto"
+    lazy_sgd: bool = True  # SGD on embedding rows via lazy_sgd when the variant allows (same math, faster)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+        if not self.phases or any(int(e) != e or e < 1 or not lr > 0 for e, lr in self.phases):
+            raise UserError(f"each schedule phase needs epochs >= 1 and lr > 0, got {list(self.phases)}")
+        if self.one_cycle and len(self.phases) != 1:
+            raise UserError("one_cycle takes a single (epochs, peak lr)")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise UserError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise UserError(f"batch_size must be a positive integer, got {self.batch_size}")
+
+    @property
+    def epochs(self) -> int:
+        return sum(int(e) for e, _ in self.phases)
+
+    def lr_at(self, epoch: int) -> float:
+        """The phase LR for a 0-based epoch (the peak LR under one-cycle)."""
+        for epochs, lr in self.phases:
+            if epoch < epochs:
+                return lr
+            epoch -= epochs
+        return self.phases[-1][1]
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end a fit early but cleanly (status "stopped")."""
+
+
+class Callback:
+    """Hooks the trainer calls; subclasses override what they need. Exceptions other than StopTraining propagate."""
+
+    def on_fit_start(self, model: nn.Module, recipe: Recipe) -> None: ...
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def on_fit_end(self, result: FitResult) -> None: ...
+
+
+@dataclass
+class FitResult:
+    status: str  # "completed" | "diverged" | "stopped"
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    reason: str = ""
+    test_loss: float | None = None
+
+    @property
+    def val_loss(self) -> float:
+        return self.history[-1]["val_loss"] if self.history else math.nan
+
+    @property
+    def best_val_loss(self) -> float:
+        losses = [h["val_loss"] for h in self.history if math.isfinite(h["val_loss"])]
+        return min(losses) if losses else math.nan
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"bad device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r} asked for, but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device {name!r} asked for, but only {torch.cuda.device_count()} GPU(s) exist")
+    elif device.type != "cpu":
+        raise UserError(f"bad device {name!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    lr = recipe.lr_at(0)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, foreach=True)
+    cls = torch.optim.Adam if recipe.optimizer == "adam" else torch.optim.AdamW
+    return cls(params, lr=lr, weight_decay=recipe.weight_decay, foreach=True)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, part: TensorPart) -> dict[str, float]:
+    """MSE, RMSE and MAE over a whole split, in large chunks and without autograd."""
+    was_training = model.training
+    model.eval()
+    sq = torch.zeros((), dtype=torch.float64, device=part.ratings.device)
+    ab = torch.zeros_like(sq)
+    for start in range(0, len(part), EVAL_CHUNK):
+        stop = start + EVAL_CHUNK
+        err = model(part.users[start:stop], part.movies[start:stop]) - part.ratings[start:stop]
+        sq += err.double().square().sum()
+        ab += err.double().abs().sum()
+    model.train(was_training)
+    mse, mae = (sq / len(part)).item(), (ab / len(part)).item()
+    return {"mse": mse, "rmse": math.sqrt(mse) if mse >= 0 else math.nan, "mae": mae}
+
+
+def uses_lazy_sgd(model: nn.Module, recipe: Recipe) -> bool:
+    """Lazy SGD applies to plain SGD at a fixed lr per epoch, on variants made only of embeddings."""
+    return (
+        recipe.lazy_sgd
+        and recipe.optimizer == "sgd"
+        and not recipe.one_cycle
+        and hasattr(model, "score_jacobian")
+        and not dense_parameters(model)
+    )
+
+
+def _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, batch_size) -> torch.Tensor:
+    total = torch.zeros((), device=ratings.device)
+    for start in range(0, len(ratings), batch_size):
+        stop = start + batch_size
+        loss = F.mse_loss(model(users[start:stop], movies[start:stop]), ratings[start:stop])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.detach()
+    return total
+
+
+def fit(
+    model: nn.Module,
+    train: TensorPart,
+    val: TensorPart,
+    recipe: Recipe,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Train `model` in place on `train`, evaluating on `val` after every epoch; never raises on divergence."""
+    device = train.ratings.device
+    model.to(device).train()
+    n, bs = len(train), int(recipe.batch_size)
+    n_batches = math.ceil(n / bs)
+    lazy = LazySGD(model, recipe.momentum, recipe.weight_decay) if uses_lazy_sgd(model, recipe) else None
+    optimizer = None if lazy else make_optimizer(model, recipe)
+    scheduler = None
+    if recipe.one_cycle and optimizer is not None:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=recipe.lr_at(0), total_steps=recipe.epochs * n_batches
+        )
+    shuffle = torch.Generator(device=device).manual_seed(recipe.seed)
+    result = FitResult(status="completed")
+    for cb in callbacks:
+        cb.on_fit_start(model, recipe)
+    started = time.perf_counter()
+    try:
+        for epoch in range(recipe.epochs):
+            epoch_started = time.perf_counter()
+            lr = recipe.lr_at(epoch) if scheduler is None else optimizer.param_groups[0]["lr"]
+            perm = torch.randperm(n, generator=shuffle, device=device)
+            users, movies, ratings = train.users[perm], train.movies[perm], train.ratings[perm]
+            if lazy is not None:
+                lazy.start_epoch(lr, n_batches)
+                total = train_epoch(model, lazy, users, movies, ratings, bs)
+                lazy.flush()
+            else:
+                if scheduler is None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                total = _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, bs)
+            train_loss = (total / n_batches).item()
+            scores = evaluate(model, val)
+            metrics = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": scores["mse"],
+                "val_rmse": scores["rmse"],
+                "val_mae": scores["mae"],
+                "lr": lr,
+                "seconds": time.perf_counter() - epoch_started,
+            }
+            result.history.append(metrics)
+            if not (math.isfinite(train_loss) and math.isfinite(scores["mse"])):
+                result.status = "diverged"
+                result.reason = f"loss became {train_loss if not math.isfinite(train_loss) else scores['mse']}"
+                result.reason += f" at epoch {epoch} (lr {lr:g})"
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, metrics)
+            if result.status == "diverged":
+                break
+    except StopTraining as stop:
+        result.status, result.reason = "stopped", str(stop)
+    result.seconds = time.perf_counter() - started
+    for cb in callbacks:
+        cb.on_fit_end(result)
+    return result
+
+
+@dataclass(frozen=True)
+class SplitTensors:
+    """The data a run trains on: the ratings, its split, and each part as tensors on the device."""
+
+    ratings: Ratings
+    split: Split
+    device: torch.device
+    train: TensorPart
+    val: TensorPart
+    test: TensorPart | None
+
+
+def to_device(ratings: Ratings, split: Split, device: str = "auto") -> SplitTensors:
+    dev = resolve_device(device)
+    test = cfdata.tensors(ratings, split.test, dev) if len(split.test) else None
+    return SplitTensors(
+        ratings,
+        split,
+        dev,
+        cfdata.tensors(ratings, split.train, dev),
+        cfdata.tensors(ratings, split.val, dev),
+        test,
+    )
+
+
+def resolved(run: RunConfig, data: SplitTensors) -> RunConfig:
+    """The run with its defaults filled in from the data: the variant's init, and y_range where it uses one."""
+    variant = get_variant(run.variant)
+    y_range = (run.y_range or data.ratings.rating_range) if variant.uses_y_range else None
+    return replace(run, init=str(Init.parse(run.init or variant.init)), y_range=y_range, device=str(data.device))
+
+
+def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
+    """The run's model, initialised from its seed (y_range defaults to the data's rating range)."""
+    torch.manual_seed(run.seed)
+    return build_model(
+        run.variant,
+        data.ratings.n_users,
+        data.ratings.n_movies,
+        n_factors=run.n_factors,
+        init=run.init,
+        y_range=run.y_range or data.ratings.rating_range,
+        options=run.options,
+    )
+
+
+def fit_run(run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = ()) -> tuple[nn.Module, FitResult]:
+    """Build, train and (where there is a test split) test one run."""
+    recipe = Recipe(**run.recipe_kwargs())
+    model = build_for(run, data)
+    result = fit(model, data.train, data.val, recipe, callbacks)
+    if data.test is not None and result.status != "diverged":
+        result.test_loss = evaluate(model, data.test)["mse"]
+    return model, result

@@ -1,0 +1,144 @@
+import math
+
+import pytest
+import torch
+
+from cfexp import data, models, train
+from cfexp.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def small(small_dir):
+    ratings = data.load_ratings(small_dir)
+    split = data.split_rows(len(ratings.frame))
+    return ratings, data.tensors(ratings, split.train), data.tensors(ratings, split.val)
+
+
+def fit(small, variant="dot_bias_sigmoid", callbacks=(), init=None, **recipe):
+    ratings, tr, va = small
+    torch.manual_seed(0)
+    model = models.build_model(
+        variant, ratings.n_users, ratings.n_movies, n_factors=8, init=init, y_range=ratings.rating_range
+    )
+    recipe = {"phases": ((2, 0.05),), "device": "cpu", **recipe}
+    return model, train.fit(model, tr, va, train.Recipe(**recipe), callbacks)
+
+
+class Recorder(train.Callback):
+    def __init__(self):
+        self.epochs, self.lrs, self.started, self.ended = [], [], False, None
+
+    def on_fit_start(self, model, recipe):
+        self.started = True
+
+    def on_epoch_end(self, epoch, metrics):
+        self.epochs.append(epoch)
+        self.lrs.append(metrics["lr"])
+
+    def on_fit_end(self, result):
+        self.ended = result.status
+
+
+def test_history_has_every_metric_for_every_epoch(small):
+    rec = Recorder()
+    _, result = fit(small, callbacks=[rec], phases=((2, 0.05), (1, 0.01)))
+    assert result.status == "completed" and rec.started and rec.ended == "completed"
+    assert rec.epochs == [0, 1, 2]
+    for h in result.history:
+        assert {"epoch", "train_loss", "val_loss", "val_rmse", "val_mae", "lr", "seconds"} <= set(h)
+        assert h["val_rmse"] == pytest.approx(math.sqrt(h["val_loss"]))
+        assert 0 < h["val_mae"] <= h["val_rmse"]
+    assert result.best_val_loss == min(h["val_loss"] for h in result.history)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_lr_phase_change_takes_effect(small, lazy):
+    rec = Recorder()
+    _, result = fit(small, callbacks=[rec], phases=((1, 0.1), (2, 0.001)), lazy_sgd=lazy)
+    assert rec.lrs == [0.1, 0.001, 0.001]
+    # At lr 0.001 the weights barely move: the change in val loss shrinks by far more than 10x.
+    first_step = abs(result.history[1]["val_loss"] - result.history[0]["val_loss"])
+    frozen = abs(result.history[2]["val_loss"] - result.history[1]["val_loss"])
+    assert frozen < first_step
+
+
+def test_same_seed_gives_identical_losses(small):
+    _, a = fit(small)
+    _, b = fit(small)
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    assert [h["val_loss"] for h in a.history] == [h["val_loss"] for h in b.history]
+    _, c = fit(small, seed=7)
+    assert [h["train_loss"] for h in c.history] != [h["train_loss"] for h in a.history]
+
+
+@pytest.mark.parametrize("variant", ["dot", "dot_bias", "dot_bias_sigmoid"])
+def test_lazy_sgd_is_torch_sgd(small, variant):
+    """Same batches, same math: only float32 rounding may differ (observed ~1e-7 on the weights)."""
+    lazy_model, lazy = fit(small, variant, weight_decay=1e-3, lazy_sgd=True)
+    ref_model, ref = fit(small, variant, weight_decay=1e-3, lazy_sgd=False)
+    for (name, a), (_, b) in zip(lazy_model.named_parameters(), ref_model.named_parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5), name
+    for h_lazy, h_ref in zip(lazy.history, ref.history, strict=True):
+        assert h_lazy["val_loss"] == pytest.approx(h_ref["val_loss"], abs=1e-5)
+        assert h_lazy["train_loss"] == pytest.approx(h_ref["train_loss"], abs=1e-5)
+
+
+def test_lazy_sgd_applies_only_where_the_math_is_exact():
+    dot = models.build_model("dot", 3, 3)
+    net = models.build_model("nn", 3, 3)
+    assert train.uses_lazy_sgd(dot, train.Recipe())
+    assert not train.uses_lazy_sgd(net, train.Recipe())
+    assert not train.uses_lazy_sgd(dot, train.Recipe(optimizer="adam"))
+    assert not train.uses_lazy_sgd(dot, train.Recipe(phases=((2, 0.1),), one_cycle=True))
+    assert not train.uses_lazy_sgd(dot, train.Recipe(lazy_sgd=False))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_and_one_cycle_train(small, optimizer):
+    _, result = fit(small, "nn", optimizer=optimizer, phases=((3, 0.01),), one_cycle=True)
+    assert result.status == "completed"
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.history[0]["lr"] < 0.01  # one-cycle starts below its peak
+
+
+def test_divergence_ends_the_run_with_a_status_not_a_crash(small):
+    rec = Recorder()
+    _, result = fit(small, "dot", callbacks=[rec], phases=((5, 1e6),))
+    assert result.status == "diverged"
+    assert "epoch 0" in result.reason
+    assert len(result.history) == 1 and rec.ended == "diverged"
+
+
+def test_a_callback_can_stop_training(small):
+    class StopAfterOne(train.Callback):
+        def on_epoch_end(self, epoch, metrics):
+            raise train.StopTraining("enough")
+
+    _, result = fit(small, callbacks=[StopAfterOne()], phases=((4, 0.05),))
+    assert (result.status, result.reason, len(result.history)) == ("stopped", "enough", 1)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        ({"optimizer": "rmsprop"}, "unknown optimizer"),
+        ({"phases": ((0, 0.1),)}, "epochs >= 1 and lr > 0"),
+        ({"phases": ((1, -0.1),)}, "epochs >= 1 and lr > 0"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"batch_size": 0}, "batch_size"),
+    ],
+)
+def test_impossible_recipes_are_user_errors(recipe, message):
+    with pytest.raises(UserError, match=message):
+        train.Recipe(**recipe)
+
+
+def test_device_resolution():
+    assert train.resolve_device("cpu").type == "cpu"
+    assert train.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="bad device"):
+        train.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            train.resolve_device("cuda:0")
