@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
-import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from cfexp import __version__
 from cfexp.errors import UserError
+from cfexp.summary import run_record, write_atomically, write_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="run an experiment's fixed runs")
     _experiment_args(train)
     train.set_defaults(handler=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="tune an experiment's variants with Optuna, each trial an MLflow run")
+    _experiment_args(sweep)
+    sweep.add_argument("--trials", type=int, help="trial budget per study (a rerun tops a study up to it)")
+    sweep.add_argument("--timeout", type=float, help="seconds per study")
+    sweep.add_argument("--storage", help="an Optuna RDB URL (e.g. postgresql://...), or a journal file path")
+    sweep.set_defaults(handler=cmd_sweep)
     return parser
 
 
@@ -75,7 +81,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     for key, value in info.items():
         print(f"{key:>10}: {value}")
     table = data.crosstab(ratings, args.top)
-    _write_atomically(Path(args.crosstab), table.to_csv())
+    write_atomically(Path(args.crosstab), table.to_csv())
     print(f"{'crosstab':>10}: {args.crosstab} ({table.shape[0]} users × {table.shape[1]} movies)")
     return 0
 
@@ -90,8 +96,8 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cfexp import data, train
-    from cfexp.progress import EpochProgress, print_comparison, print_history
+    from cfexp import data, track, train
+    from cfexp.progress import print_comparison
 
     experiment, ratings = load_inputs(args)
     split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
@@ -105,21 +111,106 @@ def cmd_train(args: argparse.Namespace) -> int:
         train.build_for(run, tensors)
         train.Recipe(**run.recipe_kwargs())
         runs.append((run, tensors))
-    results = []
-    for run, tensors in runs:
-        callbacks = [] if args.quiet else [EpochProgress(run.name)]
-        _, result = train.fit_run(run, tensors, callbacks)
-        if not args.quiet:
-            print_history(run.name, result)
-        results.append((run, result))
+    tracker = track.Tracker(experiment.name)
+    tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
+    try:
+        results, records = _train_runs(args, experiment, ratings, runs, tracker)
+    finally:
+        tracker.close()
     if not args.quiet:
         print_comparison(results)
+        print(f"MLflow: {tracker.uri}, experiment {experiment.name!r}")
     if args.summary:
-        write_summary(args.summary, experiment.name, data.summary(ratings, split), results)
+        write_summary(args.summary, experiment.name, data.summary(ratings, split), records)
     return 0
 
 
-def load_inputs(args: argparse.Namespace):
+def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
+    from cfexp import train
+    from cfexp.predictor import RatingPredictor
+    from cfexp.progress import EpochProgress, print_history
+
+    results, records = [], []
+    for run, tensors in runs:
+        tags = {"cfexp.experiment": experiment.name, "cfexp.variant": run.variant, "cfexp.role": "train"}
+        run_id = tracker.start_run(run.name, run.params(), {**tags, "dataset.digest": ratings.digest})
+        callbacks = [tracker.epoch_logger(run_id)] + ([] if args.quiet else [EpochProgress(run.name)])
+        try:
+            model, result = train.fit_run(run, tensors, callbacks)
+        except BaseException:
+            tracker.finish(run_id, "KILLED")
+            raise
+        state = "FAIL" if result.status == "diverged" else "COMPLETE"
+        if state == "COMPLETE":
+            tracker.log_model(
+                run_id, RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids), _example(ratings)
+            )
+        tracker.close_run(run_id, run.params(), result, state, result.reason)
+        if not args.quiet:
+            print_history(run.name, result)
+        results.append((run, result))
+        records.append(run_record(run, result, run_id, state))
+    return results, records
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cfexp import data, sweep, track, train
+    from cfexp.progress import SweepProgress, print_sweep_table
+
+    if args.trials is not None and args.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {args.trials}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    experiment, ratings = load_inputs(args, need_runs=False)
+    if experiment.sweep is None:
+        raise UserError(f"{args.experiment} has no [sweep] table to tune")
+    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
+    devices = {spec.run.device for spec in experiment.sweep.studies}
+    if len(devices) > 1:
+        raise UserError(f"a sweep runs on one device; the variants ask for {sorted(devices)}")
+    tensors = train.to_device(ratings, split, devices.pop())
+    for spec in experiment.sweep.studies:
+        sweep.check_study(spec, tensors)
+    store = sweep.storage(args.storage)
+    tracker = track.Tracker(experiment.name)
+    tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
+    started = time.perf_counter()
+    runner = sweep.Sweep(experiment, tensors, tracker, store, SweepProgress(args.quiet))
+    try:
+        outcomes = runner.run(args.trials, args.timeout)
+    finally:
+        tracker.close()
+    wall = time.perf_counter() - started
+    rows = [outcome.row() for outcome in outcomes]
+    share = tracker.seconds / wall if wall else 0.0
+    if not args.quiet:
+        print_sweep_table(rows)
+        print(
+            f"\nwall {wall:.1f} s; tracking blocked {tracker.seconds:.1f} s ({share:.1%}), plus "
+            f"{tracker.background_seconds:.1f} s on its background thread; MLflow: {tracker.uri}"
+        )
+    if args.summary:
+        records = [record for outcome in outcomes for record in outcome.records]
+        write_summary(
+            args.summary,
+            experiment.name,
+            data.summary(ratings, split),
+            records,
+            studies=rows,
+            seconds=wall,
+            tracking_seconds=tracker.seconds,
+            tracking_background_seconds=tracker.background_seconds,
+        )
+    return 0
+
+
+def _example(ratings):
+    import torch
+
+    return torch.tensor(ratings.frame[["userId", "movieId"]].to_numpy()[:5], dtype=torch.float32)
+
+
+def load_inputs(args: argparse.Namespace, need_runs: bool = True):
     """The experiment with the CLI's overrides applied, and its ratings."""
     from cfexp import data
     from cfexp.config import load_experiment
@@ -130,55 +221,9 @@ def load_inputs(args: argparse.Namespace):
     experiment = load_experiment(args.experiment, overrides)
     if args.ratings:
         experiment = replace(experiment, data=replace(experiment.data, ratings=args.ratings))
-    if not experiment.runs:
+    if need_runs and not experiment.runs:
         raise UserError(f"{args.experiment} has no [[runs]]")
     return experiment, data.load_ratings(experiment.data.ratings)
-
-
-def run_record(run, result, mlflow_run_id: str | None = None, state: str | None = None) -> dict:
-    """One run as the --summary document has it."""
-    record = {
-        "name": run.name,
-        "variant": run.variant,
-        "params": run.params(),
-        "history": result.history,
-        "val_loss": result.val_loss,
-        "best_val_loss": result.best_val_loss,
-        "seconds": result.seconds,
-        "state": state or ("FAIL" if result.status == "diverged" else "COMPLETE"),
-        "mlflow_run_id": mlflow_run_id,
-    }
-    if result.reason:
-        record["reason"] = result.reason
-    if result.test_loss is not None:
-        record["test_loss"] = result.test_loss
-    return record
-
-
-def write_summary(path: str, experiment: str, dataset: dict, results: list, records: list | None = None) -> None:
-    records = records or [run_record(run, result) for run, result in results]
-    finished = [r for r in records if math.isfinite(r["best_val_loss"])]
-    best = min(finished, key=lambda r: r["best_val_loss"]) if finished else None
-    document = {"experiment": experiment, "dataset": dataset, "runs": records, "best": best}
-    _write_atomically(Path(path), json.dumps(_json_safe(document), indent=2) + "\n")
-
-
-def _json_safe(value):
-    """NaN and infinities become null: strict JSON has no spelling for them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(fh.name, path)
 
 
 if __name__ == "__main__":

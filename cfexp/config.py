@@ -11,6 +11,7 @@ from typing import Any
 
 from cfexp.errors import UserError
 from cfexp.overrides import apply_override
+from cfexp.sweep_config import SweepConfig, parse_sweep
 
 BUILTIN_DATASET = "ml-latest-small"
 
@@ -34,6 +35,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "seed": 42,
     "device": "auto",
     "lazy_sgd": True,  # plain SGD on embedding rows, lazily regularized: same result, faster (see lazy_sgd.py)
+    "row_l2": 0.0,  # L2 on the embedding rows each batch uses, per use (as Funk SVD / Surprise regularize)
 }
 NUMBER = (int, float)
 RUN_TYPES: dict[str, tuple[type, ...]] = {
@@ -52,11 +54,17 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int,),
     "device": (str,),
     "lazy_sgd": (bool,),
+    "row_l2": NUMBER,
 }
 DATA_DEFAULTS: dict[str, Any] = {"ratings": BUILTIN_DATASET, "val_pct": 0.2, "test_pct": 0.0, "seed": 42}
 DATA_TYPES = {"ratings": (str,), "val_pct": NUMBER, "test_pct": NUMBER, "seed": (int,)}
 TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false"}
-TOP_LEVEL = {"name", "description", "data", "train", "runs"}
+TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep"}
+
+
+# The RunConfig fields that say how to train (train.Recipe's fields), as opposed to what model to build.
+RECIPE_KEYS = ("optimizer", "phases", "one_cycle", "momentum", "weight_decay", "batch_size", "seed", "device")
+RECIPE_KEYS += ("lazy_sgd", "row_l2")
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class RunConfig:
     seed: int = 42
     device: str = "auto"
     lazy_sgd: bool = True
+    row_l2: float = 0.0
 
     @property
     def lr(self) -> float:
@@ -113,18 +122,7 @@ class RunConfig:
         return flat
 
     def recipe_kwargs(self) -> dict[str, Any]:
-        keys = (
-            "optimizer",
-            "phases",
-            "one_cycle",
-            "momentum",
-            "weight_decay",
-            "batch_size",
-            "seed",
-            "device",
-            "lazy_sgd",
-        )
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in RECIPE_KEYS}
 
 
 @dataclass(frozen=True)
@@ -134,6 +132,7 @@ class Experiment:
     data: DataConfig
     runs: tuple[RunConfig, ...]
     path: str = ""
+    sweep: SweepConfig | None = None
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
@@ -174,8 +173,15 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise UserError(f"{source}: run names must be unique, got {names}")
+    sweep = None
+    if "sweep" in raw:
+        sweep = parse_sweep(raw["sweep"], defaults, resolve_run, check_keys, set(RUN_DEFAULTS), source)
+    experiment_name = str(raw.get("name", name))
+    if not experiment_name or "/" in experiment_name:
+        raise UserError(f"{source}: name must be non-empty and contain no '/', got {experiment_name!r}")
     return Experiment(
-        name=str(raw.get("name", name)),
+        sweep=sweep,
+        name=experiment_name,
         description=str(raw.get("description", "")),
         data=data_config,
         runs=runs,
@@ -203,8 +209,9 @@ def resolve_run(raw: dict, where: str) -> RunConfig:
             raise UserError(f"{where}: {key} must be >= 1, got {settings[key]}")
     if not 0 <= settings["momentum"] < 1:
         raise UserError(f"{where}: momentum must be in [0, 1), got {settings['momentum']}")
-    if not (settings["weight_decay"] >= 0 and math.isfinite(settings["weight_decay"])):
-        raise UserError(f"{where}: weight_decay must be >= 0, got {settings['weight_decay']}")
+    for key in ("weight_decay", "row_l2"):
+        if not (settings[key] >= 0 and math.isfinite(settings[key])):
+            raise UserError(f"{where}: {key} must be >= 0, got {settings[key]}")
     return RunConfig(
         name=name,
         variant=settings["variant"],
@@ -221,6 +228,7 @@ def resolve_run(raw: dict, where: str) -> RunConfig:
         seed=settings["seed"],
         device=settings["device"],
         lazy_sgd=settings["lazy_sgd"],
+        row_l2=float(settings["row_l2"]),
     )
 
 

@@ -108,7 +108,9 @@ def dense_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 @torch.inference_mode()
-def train_epoch(model: EmbeddingModel, lazy: LazySGD, users, movies, ratings, batch_size: int) -> torch.Tensor:
+def train_epoch(
+    model: EmbeddingModel, lazy: LazySGD, users, movies, ratings, batch_size: int, row_l2: float = 0.0
+) -> torch.Tensor:
     """One epoch of MSE training through the variant's analytic score_jacobian; returns the sum of batch losses."""
     total = torch.zeros((), device=ratings.device)
     n, bs = len(ratings), batch_size
@@ -126,5 +128,8 @@ def train_epoch(model: EmbeddingModel, lazy: LazySGD, users, movies, ratings, ba
         err = pred - y
         total.add_(torch.dot(err, err), alpha=1 / b)
         coef = err.mul_(2 / b) if slope is None else err.mul_(slope).mul_(2 / b)
-        lazy.step(batch_rows, current, jac.mul_(torch.cat([coef, coef]).unsqueeze(1)))
+        grad = jac.mul_(torch.cat([coef, coef]).unsqueeze(1))
+        if row_l2:
+            grad.add_(params, alpha=2 * row_l2 / b)
+        lazy.step(batch_rows, current, grad)
     return total

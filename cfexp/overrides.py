@@ -13,7 +13,8 @@ from cfexp.errors import UserError
 def apply_override(raw: dict, override: str, run_keys: set[str], top_level: set[str]) -> None:
     """`a.b.c=value`: value is read as TOML (numbers, lists, booleans, quoted strings), else kept as text.
 
-    `runs.NAME.key` (or `runs.INDEX.key`) targets one run; a bare run key such as `epochs=1` targets every run.
+    `runs.NAME.key` (or `runs.INDEX.key`, or `sweep.variants.NAME.key`) targets one entry; a bare run key
+    such as `batch_size=256` targets every run and every swept variant.
     """
     key, sep, text = override.partition("=")
     key = key.strip()
@@ -28,14 +29,19 @@ def apply_override(raw: dict, override: str, run_keys: set[str], top_level: set[
         close = difflib.get_close_matches(key, sorted(run_keys | top_level), n=1)
         raise UserError(f"--set: unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
     if len(parts) == 1 and parts[0] in run_keys:
-        for run in raw.get("runs", []):
-            run[parts[0]] = copy.deepcopy(value)
+        sweep = raw.get("sweep", {})
+        entries = [*raw.get("runs", []), *(sweep.get("variants", []) if isinstance(sweep, dict) else [])]
+        for entry in entries:
+            if isinstance(entry, dict):
+                entry[parts[0]] = copy.deepcopy(value)
         raw.setdefault("train", {})[parts[0]] = value
         return
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
         if isinstance(node, list):
             node = _find_in_list(node, part, ".".join(parts[: i + 1]))
+        elif part in ("runs", "variants") and part not in node:
+            raise UserError(f"--set: there are no {'.'.join(parts[: i + 1])} entries to set")
         else:
             node = node.setdefault(part, {})
         if not isinstance(node, dict | list):

@@ -49,3 +49,43 @@ def print_comparison(results: list) -> None:
             f"{run.name:<24} {run.variant:<18} {len(result.history):>6} {result.val_loss:>9.4f} "
             f"{result.best_val_loss:>8.4f} {test:>8} {result.seconds:>6.1f}  {result.status}"
         )
+
+
+class SweepProgress:
+    """One line per finished trial (the state, its best val MSE and the study's best), and a bar per trial."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.study = ""
+
+    def start_study(self, name: str, remaining: int, finished: int) -> None:
+        self.study = name
+        if not self.quiet:
+            resumed = f" (resuming after {finished})" if finished else ""
+            print(f"{name}: {remaining} trial(s) to run{resumed}", file=sys.stderr, flush=True)
+
+    def epochs(self, run) -> Callback:
+        return EpochProgress(run.name) if not self.quiet else Callback()
+
+    def on_trial(self, study, trial) -> None:
+        if self.quiet:
+            return
+        value = trial.value if trial.value is not None else min(trial.intermediate_values.values(), default=None)
+        shown = f"{value:.4f}" if value is not None else "-"
+        try:
+            best = f"{study.best_value:.4f}"
+        except ValueError:
+            best = "-"
+        print(f"  t{trial.number:<3} {trial.state.name:<8} val {shown}  best {best}", file=sys.stderr, flush=True)
+
+    def end_study(self) -> None: ...
+
+
+def print_sweep_table(rows: list[dict]) -> None:
+    print(f"\n{'variant':<26} {'best MSE':>9} {'RMSE':>7} {'done/pruned/failed':>18}  best params")
+    for row in rows:
+        mse = f"{row['best_val_loss']:.4f}" if row["best_val_loss"] is not None else "-"
+        rmse = f"{row['best_val_rmse']:.4f}" if row["best_val_rmse"] is not None else "-"
+        counts = f"{row['complete']}/{row['pruned']}/{row['failed']}"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
+        print(f"{row['study']:<26} {mse:>9} {rmse:>7} {counts:>18}  {params}")

@@ -35,6 +35,7 @@ class Recipe:
     seed: int = 42
     device: str = "auto"
     lazy_sgd: bool = True  # SGD on embedding rows via lazy_sgd when the variant allows (same math, faster)
+    row_l2: float = 0.0  # L2 on the embedding rows a batch uses, per use (frequency-weighted, as in Funk SVD)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -47,6 +48,8 @@ class Recipe:
             raise UserError(f"momentum must be in [0, 1), got {self.momentum}")
         if not self.weight_decay >= 0:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.row_l2 >= 0:
+            raise UserError(f"row_l2 must be >= 0, got {self.row_l2}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
             raise UserError(f"batch_size must be a positive integer, got {self.batch_size}")
 
@@ -68,7 +71,8 @@ class StopTraining(Exception):
 
 
 class Callback:
-    """Hooks the trainer calls; subclasses override what they need. Exceptions other than StopTraining propagate."""
+    """Hooks the trainer calls. Any object with some of these methods will do (they are looked up by name), so
+    trackers need not import this module. Exceptions other than StopTraining propagate."""
 
     def on_fit_start(self, model: nn.Module, recipe: Recipe) -> None: ...
 
@@ -93,6 +97,13 @@ class FitResult:
     def best_val_loss(self) -> float:
         losses = [h["val_loss"] for h in self.history if math.isfinite(h["val_loss"])]
         return min(losses) if losses else math.nan
+
+
+def _notify(callbacks: Sequence, hook: str, *args) -> None:
+    for cb in callbacks:
+        method = getattr(cb, hook, None)
+        if method is not None:
+            method(*args)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -149,13 +160,19 @@ def uses_lazy_sgd(model: nn.Module, recipe: Recipe) -> bool:
     )
 
 
-def _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, batch_size) -> torch.Tensor:
+def _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, batch_size, row_l2) -> torch.Tensor:
     total = torch.zeros((), device=ratings.device)
+    user_side, movie_side = model.tables()
     for start in range(0, len(ratings), batch_size):
         stop = start + batch_size
-        loss = F.mse_loss(model(users[start:stop], movies[start:stop]), ratings[start:stop])
+        u = torch.cat([e(users[start:stop]) for e in user_side], 1)
+        m = torch.cat([e(movies[start:stop]) for e in movie_side], 1)
+        loss = F.mse_loss(model.score(u, m), ratings[start:stop])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if row_l2:
+            (loss + row_l2 * (u.square().sum() + m.square().sum()) / len(u)).backward()
+        else:
+            loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -184,8 +201,7 @@ def fit(
         )
     shuffle = torch.Generator(device=device).manual_seed(recipe.seed)
     result = FitResult(status="completed")
-    for cb in callbacks:
-        cb.on_fit_start(model, recipe)
+    _notify(callbacks, "on_fit_start", model, recipe)
     started = time.perf_counter()
     try:
         for epoch in range(recipe.epochs):
@@ -195,13 +211,13 @@ def fit(
             users, movies, ratings = train.users[perm], train.movies[perm], train.ratings[perm]
             if lazy is not None:
                 lazy.start_epoch(lr, n_batches)
-                total = train_epoch(model, lazy, users, movies, ratings, bs)
+                total = train_epoch(model, lazy, users, movies, ratings, bs, recipe.row_l2)
                 lazy.flush()
             else:
                 if scheduler is None:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                total = _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, bs)
+                total = _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, bs, recipe.row_l2)
             train_loss = (total / n_batches).item()
             scores = evaluate(model, val)
             metrics = {
@@ -218,15 +234,13 @@ def fit(
                 result.status = "diverged"
                 result.reason = f"loss became {train_loss if not math.isfinite(train_loss) else scores['mse']}"
                 result.reason += f" at epoch {epoch} (lr {lr:g})"
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, metrics)
+            _notify(callbacks, "on_epoch_end", epoch, metrics)
             if result.status == "diverged":
                 break
     except StopTraining as stop:
         result.status, result.reason = "stopped", str(stop)
     result.seconds = time.perf_counter() - started
-    for cb in callbacks:
-        cb.on_fit_end(result)
+    _notify(callbacks, "on_fit_end", result)
     return result
 
 

@@ -33,4 +33,5 @@ def workdir(tmp_path, monkeypatch) -> Path:
     """Run in a temporary folder with the experiments copied in, so that outputs land there."""
     shutil.copytree(Path(__file__).parents[1] / "experiments", tmp_path / "experiments")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store, under this folder
     return tmp_path

@@ -1,0 +1,59 @@
+"""The `--summary PATH` JSON document for scripts (field names are a contract: add, never rename)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+
+def run_record(run, result, mlflow_run_id: str | None = None, state: str | None = None, reason: str = "") -> dict:
+    """One run (a RunConfig and its FitResult, which may be None if it broke before training)."""
+    history = result.history if result else []
+    losses = [h["val_loss"] for h in history if math.isfinite(h["val_loss"])]
+    diverged = result is not None and result.status == "diverged"
+    record = {
+        "name": run.name,
+        "variant": run.variant,
+        "params": run.params(),
+        "history": history,
+        "val_loss": history[-1]["val_loss"] if history else math.nan,
+        "best_val_loss": min(losses) if losses else math.nan,
+        "seconds": result.seconds if result else 0.0,
+        "state": state or ("FAIL" if diverged else "COMPLETE"),
+        "mlflow_run_id": mlflow_run_id,
+    }
+    reason = reason or (result.reason if result else "")
+    if reason:
+        record["reason"] = reason
+    if result is not None and result.test_loss is not None:
+        record["test_loss"] = result.test_loss
+    return record
+
+
+def write_summary(path: str | Path, experiment: str, dataset: dict, records: list[dict], **extra) -> None:
+    finished = [r for r in records if r["state"] == "COMPLETE" and math.isfinite(r["best_val_loss"])]
+    best = min(finished, key=lambda r: r["best_val_loss"]) if finished else None
+    document = {"experiment": experiment, "dataset": dataset, "runs": records, "best": best, **extra}
+    write_atomically(Path(path), json.dumps(json_safe(document), indent=2) + "\n")
+
+
+def json_safe(value):
+    """NaN and infinities become null: strict JSON has no spelling for them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename, so that a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(fh.name, path)

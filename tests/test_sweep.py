@@ -1,0 +1,202 @@
+"""A tiny real sweep into temporary stores, read back through MLflow's and Optuna's own APIs."""
+
+import json
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+
+from cfexp.cli import main
+from cfexp.track import default_uri
+
+TINY = """
+name = "tiny"
+
+[data]
+ratings = "{ratings}"
+
+[train]
+optimizer = "sgd"
+batch_size = 256
+schedule = [[2, 0.5]]
+row_l2 = 0.05
+n_factors = 8
+device = "cpu"
+
+[sweep]
+trials = 3
+pruner = "median"
+pruner_startup_trials = 1
+pruner_warmup_epochs = 0
+
+[sweep.space]
+n_factors = {{ low = 4, high = 16, log = true }}
+lr = {{ low = 0.1, high = 1.0, log = true }}
+weight_decay = false
+
+[[sweep.variants]]
+name = "dot"
+variant = "dot"
+
+[[sweep.variants]]
+name = "sig"
+variant = "dot_bias_sigmoid"
+# first a good trial; then one that barely learns (pruned); then one that blows up (failed)
+enqueue = [{{ lr = 0.5, n_factors = 8 }}, {{ lr = 1e-6, n_factors = 8 }}, {{ lr = 1e9, n_factors = 8 }}]
+space.lr = {{ low = 1e-6, high = 1e9, log = true }}
+"""
+
+
+@pytest.fixture()
+def tiny(workdir, small_dir):
+    path = workdir / "experiments" / "tiny.toml"
+    path.write_text(TINY.format(ratings=small_dir))
+    return path
+
+
+def sweep(path, *extra):
+    return main(["sweep", str(path), "--quiet", "--summary", "summary.json", *extra])
+
+
+def client_and_runs():
+    mlflow.set_tracking_uri(default_uri())
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("tiny")
+    return client, client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+def journal():
+    backend = optuna.storages.journal.JournalFileBackend("mlruns/optuna-journal.log")
+    return optuna.storages.JournalStorage(backend)
+
+
+def test_tiny_sweep_lands_in_mlflow_and_optuna(tiny, workdir):
+    assert sweep(tiny) == 0
+    client, runs = client_and_runs()
+    parents = [r for r in runs if r.data.tags.get("cfexp.role") == "study"]
+    assert sorted(r.data.tags["optuna.study"] for r in parents) == ["tiny/dot", "tiny/sig"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 6 and len(runs) == 8
+    for child in children:
+        parent = next(p for p in parents if p.info.run_id == child.data.tags["mlflow.parentRunId"])
+        assert child.data.tags["cfexp.variant"] == parent.data.tags["cfexp.variant"]
+        assert child.info.run_name == f"{parent.info.run_name}-t{child.data.tags['optuna.trial']}"
+        assert {"git.commit", "dataset.digest", "cfexp.experiment", "optuna.study"} <= set(child.data.tags)
+        assert {
+            "variant",
+            "init",
+            "n_factors",
+            "lr",
+            "weight_decay",
+            "optimizer",
+            "batch_size",
+            "epochs",
+            "schedule",
+            "seed",
+            "device",
+        } <= set(child.data.params)
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.json", "history.csv", "learning_curve.png"} <= artifacts
+        assert client.get_run(child.info.run_id).inputs.dataset_inputs
+
+    completes = [c for c in children if c.data.tags["optuna.state"] == "COMPLETE"]
+    assert completes and all(c.info.status == "FINISHED" for c in completes)
+    for child in completes:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_loss")]
+        assert steps == [0, 1]
+        for key in ("train_loss", "val_rmse", "val_mae"):
+            assert len(client.get_metric_history(child.info.run_id, key)) == 2
+        assert "best_val_loss" in child.data.metrics
+
+    # The study store agrees with the tracking store.
+    storage = journal()
+    for parent in parents:
+        study = optuna.load_study(study_name=parent.data.tags["optuna.study"], storage=storage)
+        assert len(study.trials) == 3
+        best = study.best_trial
+        assert parent.data.metrics["best_val_loss"] == pytest.approx(best.value)
+        assert parent.data.tags["best.mlflow_run_id"] == best.user_attrs["mlflow_run_id"]
+        assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} >= {
+            "optuna/optimization_history.png"
+        }
+        model = mlflow.pytorch.load_model(f"runs:/{best.user_attrs['mlflow_run_id']}/model")
+        prediction = mlflow.pyfunc.load_model(f"runs:/{best.user_attrs['mlflow_run_id']}/model").predict(
+            np.array([[1, 31], [1, 1029], [10**9, 1]], dtype=np.float32)
+        )
+        assert model is not None and np.isfinite(prediction[:2]).all() and np.isnan(prediction[2])
+
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert len(summary["runs"]) == 6 and {s["study"] for s in summary["studies"]} == {"tiny/dot", "tiny/sig"}
+    assert summary["best"]["state"] == "COMPLETE"
+
+
+def test_pruned_and_diverged_trials_end_in_the_right_states(tiny):
+    assert sweep(tiny) == 0
+    _, runs = client_and_runs()
+    by_trial = {
+        r.data.tags["optuna.trial"]: r
+        for r in runs
+        if r.data.tags.get("optuna.study") == "tiny/sig" and "mlflow.parentRunId" in r.data.tags
+    }
+    assert by_trial["0"].data.tags["optuna.state"] == "COMPLETE" and by_trial["0"].info.status == "FINISHED"
+    assert by_trial["1"].data.tags["optuna.state"] == "PRUNED" and by_trial["1"].info.status == "FINISHED"
+    assert by_trial["2"].data.tags["optuna.state"] == "FAIL" and by_trial["2"].info.status == "FAILED"
+    assert "diverged" in by_trial["2"].data.tags["cfexp.fail_reason"]
+    study = optuna.load_study(study_name="tiny/sig", storage=journal())
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL]
+
+
+def test_rerun_tops_the_study_up_to_its_budget(tiny):
+    assert sweep(tiny, "--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]") == 0
+    assert sweep(tiny, "--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]", "--trials", "5") == 0
+    study = optuna.load_study(study_name="tiny/dot", storage=journal())
+    assert len(study.trials) == 5
+    _, runs = client_and_runs()
+    parents = [r for r in runs if r.data.tags.get("cfexp.role") == "study"]
+    assert len(parents) == 1
+    assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]) == 5
+    assert sweep(tiny, "--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]", "--trials", "5") == 0
+    assert len(optuna.load_study(study_name="tiny/dot", storage=journal()).trials) == 5
+
+
+def test_bad_sweep_input_touches_no_store(tiny, workdir, capsys):
+    cases = [
+        (["--set", "sweep.pruner='sometimes'"], "pruner must be one of"),
+        (["--set", "sweep.space.lr={low = -1, high = 1, log = true}"], "log scale"),
+        (["--set", "sweep.space.n_factors={low = 0, high = 4}"], "n_factors must be"),
+        (["--set", "sweep.space.hidden={low = 1, high = 4}"], "not searchable"),
+        (["--trials", "0"], "--trials must be >= 1"),
+    ]
+    for extra, message in cases:
+        assert sweep(tiny, *extra) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    assert not (workdir / "mlruns").exists()
+    assert main(["sweep", "experiments/seed_reproduction.toml"]) == 2
+    assert "no [sweep] table" in capsys.readouterr().err
+
+
+def test_train_logs_its_runs_too(workdir, small_dir):
+    args = [
+        "train",
+        "experiments/seed_reproduction.toml",
+        "--ratings",
+        str(small_dir),
+        "--quiet",
+        "--set",
+        "schedule=[[2, 0.05]]",
+        "--set",
+        "n_factors=8",
+    ]
+    assert main(args) == 0
+    mlflow.set_tracking_uri(default_uri())
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("seed_reproduction")
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["dot", "dot_bias_sigmoid"]
+    for run in runs:
+        assert run.info.status == "FINISHED" and run.data.tags["optuna.state"] == "COMPLETE"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
+        assert mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model") is not None
