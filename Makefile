@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench sweep train data ui report clean
+.PHONY: install test lint format bench sweep train data ui clean
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m cfexp.bench
+
+# `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment.
+sweep: $(STAMP)
+	$(BIN)/cfexp sweep $(EXP) $(ARGS)
+
+# The MLflow UI for this project's store (sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts).
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 train: $(STAMP)
 	$(BIN)/cfexp train $(or $(EXP_TRAIN),experiments/seed_reproduction.toml)

@@ -36,6 +36,8 @@ RUN_DEFAULTS: dict[str, Any] = {
     "device": "auto",
     "lazy_sgd": True,  # plain SGD on embedding rows, lazily regularized: same result, faster (see lazy_sgd.py)
     "row_l2": 0.0,  # L2 on the embedding rows each batch uses, per use (as Funk SVD / Surprise regularize)
+    "restore_best": False,  # end with the best epoch's weights (early stopping on val loss)
+    "patience": 0,  # epochs without a better val loss before stopping; 0: never stop early
 }
 NUMBER = (int, float)
 RUN_TYPES: dict[str, tuple[type, ...]] = {
@@ -55,6 +57,8 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "lazy_sgd": (bool,),
     "row_l2": NUMBER,
+    "restore_best": (bool,),
+    "patience": (int,),
 }
 DATA_DEFAULTS: dict[str, Any] = {"ratings": BUILTIN_DATASET, "val_pct": 0.2, "test_pct": 0.0, "seed": 42}
 DATA_TYPES = {"ratings": (str,), "val_pct": NUMBER, "test_pct": NUMBER, "seed": (int,)}
@@ -64,7 +68,7 @@ TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep"}
 
 # The RunConfig fields that say how to train (train.Recipe's fields), as opposed to what model to build.
 RECIPE_KEYS = ("optimizer", "phases", "one_cycle", "momentum", "weight_decay", "batch_size", "seed", "device")
-RECIPE_KEYS += ("lazy_sgd", "row_l2")
+RECIPE_KEYS += ("lazy_sgd", "row_l2", "restore_best", "patience")
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class RunConfig:
     device: str = "auto"
     lazy_sgd: bool = True
     row_l2: float = 0.0
+    restore_best: bool = False
+    patience: int = 0
 
     @property
     def lr(self) -> float:
@@ -229,6 +235,8 @@ def resolve_run(raw: dict, where: str) -> RunConfig:
         device=settings["device"],
         lazy_sgd=settings["lazy_sgd"],
         row_l2=float(settings["row_l2"]),
+        restore_best=settings["restore_best"],
+        patience=settings["patience"],
     )
 
 

@@ -178,7 +178,10 @@ class Sweep:
         self.progress = progress
 
     def run(self, trials: int | None = None, timeout: float | None = None) -> list[StudyOutcome]:
-        return [self.run_study(spec, trials or self.config.trials, timeout) for spec in self.config.studies]
+        """`trials` (from --trials) overrides every study's budget."""
+        return [
+            self.run_study(spec, trials or spec.trials or self.config.trials, timeout) for spec in self.config.studies
+        ]
 
     def run_study(self, spec: StudySpec, budget: int, timeout: float | None) -> StudyOutcome:
         name = f"{self.experiment.name}/{spec.name}"

@@ -21,7 +21,7 @@ SWEEP_DEFAULTS: dict[str, Any] = {
 }
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-STUDY_KEYS = {"space", "enqueue"}
+STUDY_KEYS = {"space", "enqueue", "trials"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class StudySpec:
     run: Any  # config.RunConfig, the run's fixed settings before tuning
     space: dict[str, Any] = field(default_factory=dict)  # overrides of the variant's default space; False drops one
     enqueue: tuple[dict, ...] = ()  # trials to try first, when the study is new
+    trials: int | None = None  # this study's budget, when it differs from [sweep]'s
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,10 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
         enqueue = entry.get("enqueue", [])
         if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
             raise UserError(f"{label}: enqueue must be a list of tables of parameter values")
-        studies.append(StudySpec(run.name, run, space, tuple(enqueue)))
+        trials = entry.get("trials")
+        if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
+            raise UserError(f"{label}: trials must be an integer >= 1, got {trials!r}")
+        studies.append(StudySpec(run.name, run, space, tuple(enqueue), trials))
     names = [s.name for s in studies]
     if len(set(names)) != len(names):
         raise UserError(f"{where}: sweep variant names must be unique, got {names}")

@@ -36,6 +36,8 @@ class Recipe:
     device: str = "auto"
     lazy_sgd: bool = True  # SGD on embedding rows via lazy_sgd when the variant allows (same math, faster)
     row_l2: float = 0.0  # L2 on the embedding rows a batch uses, per use (frequency-weighted, as in Funk SVD)
+    restore_best: bool = False  # end with the weights of the epoch with the lowest val loss
+    patience: int = 0  # stop after this many epochs without a new best val loss (0: never)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -48,6 +50,8 @@ class Recipe:
             raise UserError(f"momentum must be in [0, 1), got {self.momentum}")
         if not self.weight_decay >= 0:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if int(self.patience) != self.patience or self.patience < 0:
+            raise UserError(f"patience must be an integer >= 0, got {self.patience}")
         if not self.row_l2 >= 0:
             raise UserError(f"row_l2 must be >= 0, got {self.row_l2}")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
@@ -88,6 +92,7 @@ class FitResult:
     seconds: float = 0.0
     reason: str = ""
     test_loss: float | None = None
+    best_epoch: int | None = None
 
     @property
     def val_loss(self) -> float:
@@ -97,6 +102,25 @@ class FitResult:
     def best_val_loss(self) -> float:
         losses = [h["val_loss"] for h in self.history if math.isfinite(h["val_loss"])]
         return min(losses) if losses else math.nan
+
+
+class _BestEpoch:
+    """The epoch with the lowest val loss so far, and (when asked) a copy of its weights."""
+
+    def __init__(self, keep_weights: bool):
+        self.keep_weights = keep_weights
+        self.epoch: int | None = None
+        self.loss = math.inf
+        self.state: dict | None = None
+
+    def update(self, epoch: int, loss: float, model: nn.Module) -> bool:
+        """Record the epoch; True when it was not an improvement."""
+        if loss < self.loss:
+            self.epoch, self.loss = epoch, loss
+            if self.keep_weights:
+                self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        return True
 
 
 def _notify(callbacks: Sequence, hook: str, *args) -> None:
@@ -201,6 +225,7 @@ def fit(
         )
     shuffle = torch.Generator(device=device).manual_seed(recipe.seed)
     result = FitResult(status="completed")
+    best = _BestEpoch(keep_weights=recipe.restore_best)
     _notify(callbacks, "on_fit_start", model, recipe)
     started = time.perf_counter()
     try:
@@ -237,8 +262,14 @@ def fit(
             _notify(callbacks, "on_epoch_end", epoch, metrics)
             if result.status == "diverged":
                 break
+            if best.update(epoch, scores["mse"], model) and recipe.patience and epoch - best.epoch >= recipe.patience:
+                result.reason = f"early stop at epoch {epoch}: no better val loss since epoch {best.epoch}"
+                break
     except StopTraining as stop:
         result.status, result.reason = "stopped", str(stop)
+    result.best_epoch = best.epoch
+    if recipe.restore_best and best.state is not None and result.status != "diverged":
+        model.load_state_dict(best.state)
     result.seconds = time.perf_counter() - started
     _notify(callbacks, "on_fit_end", result)
     return result

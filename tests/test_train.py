@@ -142,3 +142,19 @@ def test_device_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             train.resolve_device("cuda:0")
+
+
+def test_restore_best_keeps_the_best_epochs_weights(small):
+    _, _, va = small
+    # lr high enough that validation gets worse after the first epochs (the slice is tiny: it overfits)
+    model, result = fit(small, "dot_bias", phases=((8, 0.5),), restore_best=True, row_l2=0.0)
+    losses = [h["val_loss"] for h in result.history]
+    assert result.best_epoch == losses.index(min(losses)) and result.best_epoch < len(losses) - 1
+    assert train.evaluate(model, va)["mse"] == pytest.approx(min(losses), abs=1e-6)
+
+
+def test_patience_stops_early_and_says_why(small):
+    _, result = fit(small, "dot_bias", phases=((30, 0.5),), patience=2, row_l2=0.0)
+    assert len(result.history) < 30
+    assert result.status == "completed" and "early stop" in result.reason
+    assert len(result.history) - 1 - result.best_epoch == 2
