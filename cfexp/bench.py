@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from cfexp import data, train
+from cfexp import data, runner, train
 from cfexp.config import load_experiment
 
 SEED_EXPERIMENT = Path(__file__).parents[1] / "experiments" / "seed_reproduction.toml"
@@ -42,12 +42,12 @@ def lesson_schedule() -> tuple[list[str], list[dict]]:
     """(a) The lesson's two runs at batch size 64: seconds per epoch and final val MSE, both loops."""
     experiment = load_experiment(SEED_EXPERIMENT, ["device='cpu'"])
     ratings = data.load_ratings(experiment.data.ratings)
-    tensors = train.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
+    tensors = runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
     rows = []
     for run in experiment.runs:
         torch.manual_seed(run.seed)
-        baseline_seconds, baseline_mse = dataloader_fit(train.build_for(run, tensors), tensors.train, tensors.val, run)
-        _, result = train.fit_run(run, tensors)
+        baseline_seconds, baseline_mse = dataloader_fit(runner.build_for(run, tensors), tensors.train, tensors.val, run)
+        _, result = runner.fit_run(run, tensors)
         ours = statistics.median(h["seconds"] for h in result.history)
         theirs = statistics.median(baseline_seconds)
         rows.append(

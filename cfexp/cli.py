@@ -96,7 +96,7 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cfexp import data, track, train
+    from cfexp import data, runner, track, train
     from cfexp.progress import print_comparison
 
     experiment, ratings = load_inputs(args)
@@ -105,10 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     on_device, runs = {}, []
     for run in experiment.runs:
         if run.device not in on_device:
-            on_device[run.device] = train.to_device(ratings, split, run.device)
+            on_device[run.device] = runner.to_device(ratings, split, run.device)
         tensors = on_device[run.device]
-        run = train.resolved(run, tensors)
-        train.build_for(run, tensors)
+        run = runner.resolved(run, tensors)
+        runner.build_for(run, tensors)
         train.Recipe(**run.recipe_kwargs())
         runs.append((run, tensors))
     tracker = track.Tracker(experiment.name)
@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
-    from cfexp import train
+    from cfexp import runner
     from cfexp.predictor import RatingPredictor
     from cfexp.progress import EpochProgress, print_history
 
@@ -136,7 +136,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
         run_id = tracker.start_run(run.name, run.params(), {**tags, "dataset.digest": ratings.digest})
         callbacks = [tracker.epoch_logger(run_id)] + ([] if args.quiet else [EpochProgress(run.name)])
         try:
-            model, result = train.fit_run(run, tensors, callbacks)
+            model, result = runner.fit_run(run, tensors, callbacks)
         except BaseException:
             tracker.finish(run_id, "KILLED")
             raise
@@ -154,7 +154,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from cfexp import data, sweep, track, train
+    from cfexp import data, runner, search_space, sweep, track
     from cfexp.progress import SweepProgress, print_sweep_table
 
     if args.trials is not None and args.trials < 1:
@@ -168,9 +168,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     devices = {spec.run.device for spec in experiment.sweep.studies}
     if len(devices) > 1:
         raise UserError(f"a sweep runs on one device; the variants ask for {sorted(devices)}")
-    tensors = train.to_device(ratings, split, devices.pop())
+    tensors = runner.to_device(ratings, split, devices.pop())
     for spec in experiment.sweep.studies:
-        sweep.check_study(spec, tensors)
+        search_space.check_study(spec, tensors)
     store = sweep.storage(args.storage)
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)

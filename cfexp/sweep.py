@@ -11,17 +11,16 @@ from pathlib import Path
 import optuna
 import torch
 
-from cfexp import train
-from cfexp.config import RunConfig
+from cfexp import runner, train
 from cfexp.errors import UserError
-from cfexp.models import Param, get_variant
+from cfexp.models import Param
 from cfexp.predictor import RatingPredictor
+from cfexp.search_space import search_space, suggest, with_params
 from cfexp.summary import run_record
 from cfexp.sweep_config import StudySpec, SweepConfig
 from cfexp.track import Tracker
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna-journal.log"
-RUN_LEVEL = {"n_factors", "lr", "weight_decay", "row_l2", "momentum", "batch_size"}
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -42,63 +41,6 @@ def storage(url: str | None) -> optuna.storages.BaseStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.storages.JournalStorage(backend)
-
-
-def search_space(spec: StudySpec) -> dict[str, Param]:
-    """The variant's registered space with the experiment's overrides (False drops a key)."""
-    variant = get_variant(spec.run.variant)
-    space = dict(variant.space)
-    for key, override in spec.space.items():
-        if key not in RUN_LEVEL and key not in variant.options:
-            raise UserError(f"study {spec.name!r}: {key!r} is not searchable for {variant.name}")
-        if override is False:
-            space.pop(key, None)
-            continue
-        if "choices" in override:
-            space[key] = Param("categorical", choices=tuple(override["choices"]))
-            continue
-        kind = override.get("type") or (space[key].kind if key in space else None)
-        if kind is None:
-            kind = "int" if all(isinstance(override[k], int) for k in ("low", "high")) else "float"
-        space[key] = Param(kind, override["low"], override["high"], bool(override.get("log", False)))
-    return space
-
-
-def check_study(spec: StudySpec, data: train.SplitTensors) -> None:
-    """Fail before any store is touched if the study's run, or its space at either end of a range, is impossible."""
-    space = search_space(spec)
-    for end in ("low", "high"):
-        params = {k: (getattr(p, end) if p.kind != "categorical" else p.choices[0]) for k, p in space.items()}
-        params = {k: int(v) if space[k].kind == "int" else v for k, v in params.items()}
-        run = train.resolved(with_params(spec.run, params), data)
-        train.Recipe(**run.recipe_kwargs())
-        train.build_for(run, data)
-
-
-def suggest(trial: optuna.Trial, space: dict[str, Param]) -> dict:
-    params = {}
-    for key, p in space.items():
-        if p.kind == "categorical":
-            params[key] = trial.suggest_categorical(key, list(p.choices))
-        elif p.kind == "int":
-            params[key] = trial.suggest_int(key, int(p.low), int(p.high), log=p.log)
-        else:
-            params[key] = trial.suggest_float(key, p.low, p.high, log=p.log)
-    return params
-
-
-def with_params(run: RunConfig, params: dict) -> RunConfig:
-    """The run with a trial's values: run-level settings replaced, the rest as variant options."""
-    options = dict(run.options)
-    changes = {}
-    for key, value in params.items():
-        if key == "lr":
-            run = run.with_lr(value)
-        elif key in RUN_LEVEL:
-            changes[key] = value
-        else:
-            options[key] = value
-    return replace(run, **changes, options=options)
 
 
 @dataclass
@@ -172,7 +114,7 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store) -> optuna.Stud
 class Sweep:
     """Runs every study of an experiment's [sweep], each trial a nested MLflow run under the study's parent."""
 
-    def __init__(self, experiment, data: train.SplitTensors, tracker: Tracker, store, progress=None):
+    def __init__(self, experiment, data: runner.SplitTensors, tracker: Tracker, store, progress=None):
         self.experiment, self.data, self.tracker, self.store = experiment, data, tracker, store
         self.config: SweepConfig = experiment.sweep
         self.progress = progress
@@ -221,7 +163,8 @@ class Sweep:
 
         def objective(trial: optuna.Trial) -> float:
             params = suggest(trial, space)
-            run = train.resolved(replace(with_params(spec.run, params), name=f"{spec.name}-t{trial.number}"), self.data)
+            named = replace(with_params(spec.run, params), name=f"{spec.name}-t{trial.number}")
+            run = runner.resolved(named, self.data)
             run_tags = {**tags, "optuna.trial": trial.number, "dataset.digest": self.data.ratings.digest}
             child = self.tracker.start_run(run.name, run.params(), run_tags, parent_id=outcome.parent_id)
             trial.set_user_attr("mlflow_run_id", child)
@@ -229,7 +172,7 @@ class Sweep:
             callbacks = [logger, Pruning(trial)] + ([self.progress.epochs(run)] if self.progress else [])
             verdict, reason, result = "FAIL", "", None
             try:
-                model, result = train.fit_run(run, self.data, callbacks)
+                model, result = runner.fit_run(run, self.data, callbacks)
                 verdict, reason = _verdict(result)
             except (RuntimeError, ValueError, UserError) as exc:  # a trial's own failure: the study goes on
                 reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
@@ -275,7 +218,7 @@ class Sweep:
 
     def _log_best_model(self, best) -> None:
         _, run_id, run, state_dict = best
-        model = train.build_for(run, self.data)
+        model = runner.build_for(run, self.data)
         model.load_state_dict(state_dict)
         ratings = self.data.ratings
         predictor = RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids)

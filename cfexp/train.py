@@ -5,18 +5,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cfexp import data as cfdata
-from cfexp.config import RunConfig
-from cfexp.data import Ratings, Split, TensorPart
+from cfexp.data import TensorPart
 from cfexp.errors import UserError
 from cfexp.lazy_sgd import LazySGD, dense_parameters, train_epoch
-from cfexp.models import Init, build_model, get_variant
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 EVAL_CHUNK = 1 << 16
@@ -273,59 +270,3 @@ def fit(
     result.seconds = time.perf_counter() - started
     _notify(callbacks, "on_fit_end", result)
     return result
-
-
-@dataclass(frozen=True)
-class SplitTensors:
-    """The data a run trains on: the ratings, its split, and each part as tensors on the device."""
-
-    ratings: Ratings
-    split: Split
-    device: torch.device
-    train: TensorPart
-    val: TensorPart
-    test: TensorPart | None
-
-
-def to_device(ratings: Ratings, split: Split, device: str = "auto") -> SplitTensors:
-    dev = resolve_device(device)
-    test = cfdata.tensors(ratings, split.test, dev) if len(split.test) else None
-    return SplitTensors(
-        ratings,
-        split,
-        dev,
-        cfdata.tensors(ratings, split.train, dev),
-        cfdata.tensors(ratings, split.val, dev),
-        test,
-    )
-
-
-def resolved(run: RunConfig, data: SplitTensors) -> RunConfig:
-    """The run with its defaults filled in from the data: the variant's init, and y_range where it uses one."""
-    variant = get_variant(run.variant)
-    y_range = (run.y_range or data.ratings.rating_range) if variant.uses_y_range else None
-    return replace(run, init=str(Init.parse(run.init or variant.init)), y_range=y_range, device=str(data.device))
-
-
-def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
-    """The run's model, initialised from its seed (y_range defaults to the data's rating range)."""
-    torch.manual_seed(run.seed)
-    return build_model(
-        run.variant,
-        data.ratings.n_users,
-        data.ratings.n_movies,
-        n_factors=run.n_factors,
-        init=run.init,
-        y_range=run.y_range or data.ratings.rating_range,
-        options=run.options,
-    )
-
-
-def fit_run(run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = ()) -> tuple[nn.Module, FitResult]:
-    """Build, train and (where there is a test split) test one run."""
-    recipe = Recipe(**run.recipe_kwargs())
-    model = build_for(run, data)
-    result = fit(model, data.train, data.val, recipe, callbacks)
-    if data.test is not None and result.status != "diverged":
-        result.test_loss = evaluate(model, data.test)["mse"]
-    return model, result
