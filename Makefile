@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench sweep train data ui clean
+.PHONY: install test lint format bench sweep report train data ui clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ bench: $(STAMP)
 # `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment.
 sweep: $(STAMP)
 	$(BIN)/cfexp sweep $(EXP) $(ARGS)
+
+# The research report of the last sweep of $(EXP): reports/<experiment>/index.html and report.md.
+report: $(STAMP)
+	$(BIN)/cfexp report $(EXP)
 
 # The MLflow UI for this project's store (sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts).
 ui: $(STAMP)

@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--timeout", type=float, help="seconds per study")
     sweep.add_argument("--storage", help="an Optuna RDB URL (e.g. postgresql://...), or a journal file path")
     sweep.set_defaults(handler=cmd_sweep)
+
+    report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
+    report.add_argument("experiment", help="the swept experiment's TOML")
+    report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    report.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
+    report.add_argument("--out", default="reports", help="folder for reports/<experiment>/ (default: reports)")
+    report.add_argument("--user", type=int, help="userId to show recommendations for (default: the first)")
+    report.set_defaults(handler=cmd_report)
     return parser
 
 
@@ -201,6 +209,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             tracking_seconds=tracker.seconds,
             tracking_background_seconds=tracker.background_seconds,
         )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from cfexp import sweep, track
+    from cfexp.config import load_experiment
+    from cfexp.report import build_report
+
+    experiment = load_experiment(args.experiment, args.overrides)
+    storage_path = args.storage or str(sweep.DEFAULT_JOURNAL)
+    if "://" not in storage_path and not Path(storage_path).exists():
+        raise UserError(f"no Optuna journal at {storage_path}: run cfexp sweep {args.experiment} first")
+    folder = build_report(experiment, sweep.storage(args.storage), Path(args.out), args.user)
+    tracker = track.Tracker(experiment.name)
+    run_id = tracker.start_run("report", {}, {"cfexp.experiment": experiment.name, "cfexp.role": "report"})
+    tracker.log_folder(run_id, folder, "report")
+    tracker.finish(run_id, "COMPLETE")
+    tracker.close()
+    print(f"wrote {folder / 'index.html'} and {folder / 'report.md'}; logged to MLflow run {run_id}")
     return 0
 
 

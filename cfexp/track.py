@@ -17,6 +17,7 @@ from pathlib import Path
 
 # A research harness on an offline machine has nothing to report home; set before mlflow reads it.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow
 import pandas as pd
@@ -209,6 +210,12 @@ class Tracker:
             local = Path(tmp) / Path(path).name
             local.write_bytes(content)
             self.client.log_artifact(run_id, str(local), str(Path(path).parent) if "/" in path else None)
+
+    def log_folder(self, run_id: str, folder: Path, artifact_path: str) -> None:
+        """Every file of a folder, as artifacts under `artifact_path` (blocking: the caller reports on it)."""
+        self.flush()
+        with self.timed():
+            self.client.log_artifacts(run_id, str(folder), artifact_path)
 
     def finish(self, run_id: str, state: str) -> None:
         self.later(self.client.set_terminated, run_id, STATUS[state])

@@ -1,0 +1,258 @@
+"""The report's sections, built from the stores, and the page written from them."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import markdown
+import optuna
+
+from cfexp import data
+from cfexp.errors import UserError
+from cfexp.report import figures, learned
+from cfexp.report.collect import LESSON, Stores, Study
+from cfexp.report.sections import Section, fmt, md_table
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child,td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}code{font-size:.85em}
+h2{border-bottom:1px solid #ddd;margin-top:2em}"""
+
+
+def build_report(experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: int | None = None) -> Path:
+    """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder."""
+    stores = Stores(storage)
+    studies = stores.studies(experiment.name)
+    if not studies:
+        raise UserError(f"no sweep of {experiment.name!r} in {stores.client.tracking_uri}: run cfexp sweep first")
+    folder = Path(out_root) / experiment.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    ratings = data.load_ratings(experiment.data.ratings)
+    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
+    sections = [
+        dataset_section(ratings, split, folder),
+        seed_section(stores),
+        leaderboard_section(studies),
+        curves_section(studies, folder),
+        *study_sections(studies, folder),
+        init_section(studies, stores, folder),
+        learned_section(studies, stores, ratings, folder, user_id),
+        links_section(studies, experiment),
+    ]
+    body = [s for s in sections if s is not None]
+    title = f"cfexp report: {experiment.name}"
+    text = f"# {title}\n\n{experiment.description}\n\n" + "\n\n".join(s.markdown() for s in body) + "\n"
+    (folder / "report.md").write_text(text, encoding="utf-8")
+    html = markdown.markdown(text, extensions=["tables"])
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head>"
+    (folder / "index.html").write_text(f"{page}<body>{html}</body></html>\n", encoding="utf-8")
+    return folder
+
+
+def dataset_section(ratings, split, folder: Path) -> Section:
+    info = data.summary(ratings, split)
+    s = Section("1. The dataset")
+    s.add(
+        f"`{info['source']}`: **{info['users']:,} users**, **{info['movies']:,} movies**, "
+        f"**{info['ratings']:,} ratings** from {fmt(info['rating_min'], 1)} to {fmt(info['rating_max'], 1)}; "
+        f"content digest `{info['digest']}`. Split: {split.sizes()['train']:,} train, "
+        f"{split.sizes()['val']:,} validation (the lesson's rows), {split.sizes()['test']:,} test."
+    )
+    s.figure(figures.rating_histogram(ratings.frame, folder), "Ratings by value")
+    table = data.crosstab(ratings)
+    s.add("The lesson's crosstab, the 15 busiest users by the 15 most-rated movies:")
+    s.add(
+        md_table(
+            [["user", *map(str, table.columns)]]
+            + [[str(u), *(fmt(v, 1) for v in row)] for u, row in zip(table.index, table.to_numpy(), strict=True)]
+        )
+    )
+    return s
+
+
+def seed_section(stores: Stores) -> Section | None:
+    runs = stores.seed_runs()
+    if not runs:
+        return None
+    s = Section("2. The seed lesson, reproduced")
+    rows = [["run", "lesson, 3 epochs", "ours", "lesson, 6 epochs", "ours", "MLflow run"]]
+    for run in runs:
+        lesson = LESSON[run.name]
+        rows.append([run.name, fmt(lesson[0]), fmt(run.after3), fmt(lesson[1]), fmt(run.after6), f"`{run.run_id}`"])
+    s.add(md_table(rows))
+    return s
+
+
+def leaderboard_section(studies: list[Study]) -> Section:
+    s = Section("3. Variant leaderboard")
+    ranked = sorted(studies, key=lambda st: st.best.best_val_loss if st.best else math.inf)
+    rows = [["study", "variant", "init", "best val MSE", "RMSE", "test MSE", "top-5 mean ± sd", "done/pruned/failed"]]
+    for st in ranked:
+        c = st.counts()
+        best = st.best
+        mean, sd = st.spread()
+        rows.append(
+            [
+                st.label,
+                st.variant,
+                st.init,
+                fmt(best.best_val_loss) if best else "-",
+                fmt(math.sqrt(best.best_val_loss)) if best else "-",
+                fmt(best.test_loss) if best and best.test_loss is not None else "-",
+                f"{fmt(mean)} ± {fmt(sd)}" if math.isfinite(mean) else "-",
+                f"{c['complete']}/{c['pruned']}/{c['fail']}",
+            ]
+        )
+    s.add(md_table(rows))
+    finished = [st for st in ranked if st.best]
+    if len(finished) >= 2:
+        lead = finished[1].best.best_val_loss - finished[0].best.best_val_loss
+        noise = max(finished[0].spread()[1], finished[1].spread()[1])
+        verdict = "within the noise" if lead <= noise else "larger than the spread of either top-5"
+        s.add(
+            f"**{finished[0].label}** leads **{finished[1].label}** by {fmt(lead)} val MSE; the top-5 trials of "
+            f"those two spread by up to {fmt(noise)} (standard deviation), so the lead is {verdict}."
+        )
+    return s
+
+
+def curves_section(studies: list[Study], folder: Path) -> Section:
+    s = Section("4. Learning curves of each variant's best trial")
+    curves = {st.label: st.history for st in studies if st.history}
+    s.figure(figures.learning_curves(curves, folder), "Learning curves")
+    return s
+
+
+def study_sections(studies: list[Study], folder: Path) -> list[Section]:
+    intro = Section("5. The studies")
+    intro.add(
+        "Per study: Optuna's optimization history, the parameter importances (`optuna.importance`), and the "
+        "best trial's tuned parameters."
+    )
+    out = [intro]
+    for i, st in enumerate(studies):
+        s = Section(f"5.{i + 1} Study `{st.name}`", level=3)
+        if st.optuna_study is not None and st.best:
+            s.figure(
+                figures.optuna_figure(st.optuna_study, "optimization_history", folder, f"history_{i}"),
+                "Optimization history",
+            )
+            try:
+                importances = optuna.importance.get_param_importances(st.optuna_study)
+            except (RuntimeError, ValueError):
+                importances = {}
+            if importances:
+                s.figure(
+                    figures.optuna_figure(st.optuna_study, "param_importances", folder, f"importance_{i}"),
+                    "Parameter importances",
+                )
+                s.add(
+                    "Importances (Optuna's default PED-ANOVA evaluator): "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in importances.items())
+                    + "."
+                )
+        if st.best:
+            params = {k: st.best.params[k] for k in sorted(st.best.params) if k not in ("name",)}
+            s.add(f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), val MSE {fmt(st.best.best_val_loss)}:")
+            s.add(md_table([["param", "value"]] + [[k, v] for k, v in params.items()]))
+        else:
+            s.add("No trial completed.")
+        out.append(s)
+    return out
+
+
+def _tuned(study: Study) -> dict:
+    """The best trial's values of the keys Optuna searched."""
+    if study.optuna_study is not None:
+        trial = next(
+            (t for t in study.optuna_study.trials if t.user_attrs.get("mlflow_run_id") == study.best.run_id), None
+        )
+        if trial is not None:
+            return dict(trial.params)
+    return dict(study.best.params)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def init_section(studies: list[Study], stores: Stores, folder: Path) -> Section | None:
+    sigmoid = [st for st in studies if st.variant == "dot_bias_sigmoid" and st.best]
+    if not sigmoid:
+        return None
+    s = Section("6. Init ranges")
+    s.add(
+        md_table(
+            [["study", "init", "best val MSE"]] + [[st.label, st.init, fmt(st.best.best_val_loss)] for st in sigmoid]
+        )
+    )
+    shares, notes = {}, []
+    candidates = [(f"{st.label} (best trial)", st.best.run_id) for st in sigmoid]
+    candidates += [(f"seed lesson {r.name}", r.run_id) for r in stores.seed_runs() if r.name == "dot_bias_sigmoid"]
+    for label, run_id in candidates:
+        model = stores.model(run_id)
+        if model is None:
+            continue
+        s_values = learned.singular_values(model)
+        shares[label] = s_values
+        second = s_values[1] if len(s_values) > 1 else 0.0
+        notes.append(
+            f"- {label}: effective rank **{learned.effective_rank(s_values)}** of {len(s_values)} factors "
+            f"(σ₂/σ₁ = {second:.1e})"
+        )
+    if shares:
+        s.add(
+            "Computed from the learned movie factors (singular values above 10⁻³ of the largest count as rank). "
+            "A constant init gives every factor column the same start and therefore the same gradient: the "
+            "columns stay identical, and the model is effectively rank one."
+        )
+        s.add("\n".join(notes))
+        s.figure(figures.singular_value_plot(shares, folder), "Singular values")
+    return s
+
+
+def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path, user_id: int | None) -> Section | None:
+    with_bias = [st for st in studies if st.best and st.variant.startswith("dot_bias")]
+    if not with_bias:
+        return None
+    best = min(with_bias, key=lambda st: st.best.best_val_loss)
+    model = stores.model(best.best.run_id)
+    if model is None:
+        return None
+    s = Section("7. What the best model learned")
+    s.add(f"From `{best.best.name}` (MLflow run `{best.best.run_id}`), the best model with biases.")
+    threshold = learned.bias_threshold(ratings)
+    high, low = learned.movie_biases(model, ratings, threshold)
+    for label, table in (("Highest", high), ("Lowest", low)):
+        s.add(f"{label} learned movie bias (movies with at least {threshold} ratings):")
+        s.add(
+            md_table(
+                [["title", "bias", "ratings"]] + [[r.title, fmt(r.bias, 3), r.ratings] for r in table.itertuples()]
+            )
+        )
+    s.figure(figures.pca_plot(learned.movie_pca(model, ratings), folder), "PCA of movie factors")
+    user = user_id if user_id is not None else int(ratings.frame.userId.iloc[0])
+    recs = learned.recommendations(model, ratings, user)
+    s.add(f"Top 10 for user {user}, leaving out the {int((ratings.frame.userId == user).sum())} movies they rated:")
+    s.add(md_table([["title", "predicted"]] + [[r.title, fmt(r.predicted, 2)] for r in recs.itertuples()]))
+    return s
+
+
+def links_section(studies: list[Study], experiment) -> Section:
+    s = Section("8. Runs and how to reproduce")
+    s.add(
+        f"Reproduce: `cfexp sweep {experiment.path}` (or `make sweep EXP={experiment.path}`), then "
+        f"`cfexp report {experiment.path}`."
+    )
+    rows = [["study", "trial", "state", "best val MSE", "MLflow run id"]]
+    for st in studies:
+        for t in st.trials:
+            rows.append([st.label, t.number, t.state, fmt(t.best_val_loss), f"`{t.run_id}`"])
+    s.add(md_table(rows))
+    return s

@@ -1,0 +1,162 @@
+"""Read a finished sweep back from the MLflow and Optuna stores (never re-training anything)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from dataclasses import dataclass, field
+
+import mlflow
+import optuna
+from mlflow import MlflowClient
+
+from cfexp.track import tracking_uri
+
+SEED_EXPERIMENT = "seed_reproduction"
+LESSON = {"dot": (1.222, 1.132), "dot_bias_sigmoid": (0.806, 0.794)}
+
+
+@dataclass
+class Trial:
+    run_id: str
+    name: str
+    number: int
+    state: str
+    params: dict
+    best_val_loss: float
+    test_loss: float | None
+    status: str
+
+
+@dataclass
+class Study:
+    """One study as the stores hold it: its parent run, its trials, and Optuna's study object."""
+
+    name: str
+    label: str
+    variant: str
+    init: str
+    parent_id: str
+    trials: list[Trial]
+    optuna_study: optuna.Study | None
+    best: Trial | None = None
+    history: list[dict] = field(default_factory=list)  # the best trial's epochs
+
+    def counts(self) -> dict[str, int]:
+        states = [t.state for t in self.trials]
+        return {s.lower(): states.count(s) for s in ("COMPLETE", "PRUNED", "FAIL")}
+
+    def top(self, k: int = 5) -> list[float]:
+        done = sorted(t.best_val_loss for t in self.trials if t.state == "COMPLETE" and math.isfinite(t.best_val_loss))
+        return done[:k]
+
+    def spread(self, k: int = 5) -> tuple[float, float]:
+        """Mean and standard deviation of the top-k trials' best val MSE."""
+        top = self.top(k)
+        if not top:
+            return math.nan, math.nan
+        return statistics.fmean(top), statistics.stdev(top) if len(top) > 1 else 0.0
+
+
+@dataclass
+class SeedRun:
+    name: str
+    run_id: str
+    after3: float
+    after6: float
+
+
+class Stores:
+    def __init__(self, storage: optuna.storages.BaseStorage):
+        self.client = MlflowClient(tracking_uri())
+        mlflow.set_tracking_uri(self.client.tracking_uri)
+        self.storage = storage
+
+    def experiment_id(self, name: str) -> str | None:
+        found = self.client.get_experiment_by_name(name)
+        return found.experiment_id if found else None
+
+    def studies(self, experiment: str) -> list[Study]:
+        exp_id = self.experiment_id(experiment)
+        if exp_id is None:
+            return []
+        runs = self.client.search_runs([exp_id], max_results=5000)
+        parents = [r for r in runs if r.data.tags.get("cfexp.role") == "study"]
+        studies = []
+        for parent in sorted(parents, key=lambda r: r.info.start_time):
+            children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+            trials = sorted((_trial(c) for c in children), key=lambda t: t.number)
+            name = parent.data.tags["optuna.study"]
+            study = Study(
+                name=name,
+                label=parent.info.run_name,
+                variant=parent.data.tags.get("cfexp.variant", ""),
+                init=parent.data.params.get("init", ""),
+                parent_id=parent.info.run_id,
+                trials=trials,
+                optuna_study=self._optuna(name),
+            )
+            done = [t for t in trials if t.state == "COMPLETE" and math.isfinite(t.best_val_loss)]
+            if done:
+                study.best = min(done, key=lambda t: t.best_val_loss)
+                study.history = self.history(study.best.run_id)
+            studies.append(study)
+        return studies
+
+    def _optuna(self, name: str) -> optuna.Study | None:
+        try:
+            return optuna.load_study(study_name=name, storage=self.storage)
+        except KeyError:
+            return None
+
+    def history(self, run_id: str) -> list[dict]:
+        epochs: dict[int, dict] = {}
+        for key in ("train_loss", "val_loss", "val_rmse"):
+            for m in self.client.get_metric_history(run_id, key):
+                epochs.setdefault(m.step, {"epoch": m.step})[key] = m.value
+        return [epochs[k] for k in sorted(epochs)]
+
+    def seed_runs(self) -> list[SeedRun]:
+        """The latest complete run of each of the lesson's two models, if seed_reproduction was run."""
+        exp_id = self.experiment_id(SEED_EXPERIMENT)
+        if exp_id is None:
+            return []
+        found = []
+        for name in LESSON:
+            runs = self.client.search_runs(
+                [exp_id],
+                filter_string=f"attributes.run_name = '{name}' and tags.`optuna.state` = 'COMPLETE'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if runs:
+                history = self.history(runs[0].info.run_id)
+                if len(history) >= 6:
+                    found.append(SeedRun(name, runs[0].info.run_id, history[2]["val_loss"], history[5]["val_loss"]))
+        return found
+
+    def model(self, run_id: str):
+        """The logged RatingPredictor of a run, or None if that run logged no model."""
+        import mlflow.pytorch
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu")
+            except Exception:  # MLflow raises several kinds for "no model here"
+                return None
+
+
+def _trial(run) -> Trial:
+    metrics = run.data.metrics
+    return Trial(
+        run_id=run.info.run_id,
+        name=run.info.run_name,
+        number=int(run.data.tags.get("optuna.trial", -1)),
+        state=run.data.tags.get("optuna.state", "RUNNING"),
+        params=dict(run.data.params),
+        best_val_loss=metrics.get("best_val_loss", math.nan),
+        test_loss=metrics.get("test_loss"),
+        status=run.info.status,
+    )
