@@ -1,11 +1,21 @@
-"""`make bench`: cfexp's trainer against a plain DataLoader loop, measured side by side; writes BENCHMARKS.md."""
+"""`make bench`: cfexp beside the tools people use instead, measured in one run; writes BENCHMARKS.md.
+
+Each measurement runs in its own process, so that its peak memory (ru_maxrss) is its own.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -13,12 +23,38 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cfexp import data, runner, train
-from cfexp.config import load_experiment
+from cfexp.config import load_experiment, resolve_run
 
-SEED_EXPERIMENT = Path(__file__).parents[1] / "experiments" / "seed_reproduction.toml"
+ROOT = Path(__file__).parents[1]
+SEED_EXPERIMENT = ROOT / "experiments" / "seed_reproduction.toml"
+SWEEP_EXPERIMENT = ROOT / "experiments" / "variants.toml"
+TARGET = 0.749
+# The default sweep's best configuration (README), run as one training.
+FAST_RUN = {
+    "name": "fast",
+    "variant": "dot_bias_sigmoid",
+    "n_factors": 129,
+    "init": "normal(0, 0.01)",
+    "y_range": [0.0, 5.5],
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "batch_size": 1024,
+    "schedule": [[20, 0.831], [8, 0.0831]],
+    "weight_decay": 0.0,
+    "row_l2": 0.0605,
+    "seed": 42,
+    "device": "cpu",
+}
+SURPRISE = {"n_factors": 265, "n_epochs": 81, "lr_all": 0.00747, "reg_all": 0.0811}
+FASTAI_STAND_IN = "fastai v2 collab_learner (50 factors, y_range (0, 5.5), fit_one_cycle(5, 5e-3, wd=0.1), batch 64)"
 
 
-def dataloader_fit(model, part: data.TensorPart, val: data.TensorPart, run) -> tuple[list[float], float]:
+def seed_tensors():
+    ratings = data.load_ratings()
+    return ratings, runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
+
+
+def dataloader_fit(model, part, val, run) -> tuple[list[float], float]:
     """The plain PyTorch way: a shuffled DataLoader over a TensorDataset, torch.optim.SGD, per-phase lr."""
     loader = DataLoader(TensorDataset(part.users, part.movies, part.ratings), batch_size=run.batch_size, shuffle=True)
     optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum, weight_decay=run.weight_decay)
@@ -38,70 +74,145 @@ def dataloader_fit(model, part: data.TensorPart, val: data.TensorPart, run) -> t
     return seconds, train.evaluate(model, val)["mse"]
 
 
-def lesson_schedule() -> tuple[list[str], list[dict]]:
-    """(a) The lesson's two runs at batch size 64: seconds per epoch and final val MSE, both loops."""
+def measure_lesson(loop: str) -> dict:
+    """a. The lesson's two runs at batch size 64, with cfexp's trainer or the DataLoader loop."""
     experiment = load_experiment(SEED_EXPERIMENT, ["device='cpu'"])
-    ratings = data.load_ratings(experiment.data.ratings)
-    tensors = runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
-    rows = []
+    _, tensors = seed_tensors()
+    out = {}
     for run in experiment.runs:
-        torch.manual_seed(run.seed)
-        baseline_seconds, baseline_mse = dataloader_fit(runner.build_for(run, tensors), tensors.train, tensors.val, run)
-        _, result = runner.fit_run(run, tensors)
-        ours = statistics.median(h["seconds"] for h in result.history)
-        theirs = statistics.median(baseline_seconds)
-        rows.append(
-            {
-                "run": run.name,
-                "cfexp s/epoch": ours,
-                "DataLoader s/epoch": theirs,
-                "speed-up": theirs / ours,
-                "cfexp val MSE": result.val_loss,
-                "DataLoader val MSE": baseline_mse,
-            }
-        )
-        print(f"  {run.name}: cfexp {ours:.3f} s/epoch, DataLoader {theirs:.3f} s/epoch ({theirs / ours:.1f}x)")
-    return ["a. The lesson's schedule (SGD, momentum 0.9, batch 64, 3 epochs at lr 0.1 then 3 at 0.01)"], rows
+        run = runner.resolved(run, tensors)
+        if loop == "cfexp":
+            _, result = runner.fit_run(run, tensors)
+            seconds, mse = [h["seconds"] for h in result.history], result.val_loss
+        else:
+            seconds, mse = dataloader_fit(runner.build_for(run, tensors), tensors.train, tensors.val, run)
+        out[run.name] = {"s_per_epoch": statistics.median(seconds), "val_mse": mse}
+    return out
 
 
-def markdown_table(rows: list[dict]) -> str:
-    head = list(rows[0])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+class _Reached(train.Callback):
+    def __init__(self, started: float):
+        self.started, self.seconds, self.epoch = started, None, None
+
+    def on_epoch_end(self, epoch, metrics):
+        if self.seconds is None and metrics["val_loss"] <= TARGET:
+            self.seconds, self.epoch = time.perf_counter() - self.started, epoch
+            raise train.StopTraining("target reached")
+
+
+def measure_fast() -> dict:
+    """b. cfexp's fast recipe: seconds from loaded data until val MSE <= TARGET."""
+    _, tensors = seed_tensors()
+    run = runner.resolved(resolve_run(dict(FAST_RUN), "bench"), tensors)
+    started = time.perf_counter()
+    reached = _Reached(started)
+    _, result = runner.fit_run(run, tensors, [reached])
+    return {
+        "seconds": reached.seconds,
+        "epoch": reached.epoch,
+        "total_seconds": time.perf_counter() - started,
+        "best_val_mse": result.best_val_loss,
+    }
+
+
+def measure_surprise() -> dict:
+    """b. Surprise's SVD with the Optuna-tuned config: build the trainset, fit, predict the validation rows."""
+    from surprise import SVD, Dataset, Reader
+
+    ratings = data.load_ratings()
+    frame = ratings.frame
+    split = data.split_rows(len(frame))
+    train_rows = frame.iloc[split.train][["userId", "movieId", "rating"]]
+    val_rows = frame.iloc[split.val]
+    started = time.perf_counter()
+    trainset = Dataset.load_from_df(train_rows, Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
+    model = SVD(random_state=0, **SURPRISE).fit(trainset)
+    seconds = time.perf_counter() - started
+    predictions = [model.predict(u, m).est for u, m in zip(val_rows.userId, val_rows.movieId, strict=True)]
+    mse = float(((val_rows.rating.to_numpy() - predictions) ** 2).mean())
+    return {"seconds": seconds, "val_mse": mse, "reached": mse <= TARGET}
+
+
+def measure_sweep() -> dict:
+    """c. The default sweep, into fresh stores in a temporary folder."""
+    from cfexp.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Path(tmp) / "summary.json"
+        cwd = Path.cwd()
+        try:
+            os.chdir(tmp)
+            started = time.perf_counter()
+            code = main(["sweep", str(SWEEP_EXPERIMENT), "--quiet", "--summary", str(summary)])
+            wall = time.perf_counter() - started
+        finally:
+            os.chdir(cwd)
+        doc = json.loads(summary.read_text())
+    return {
+        "exit": code,
+        "command_seconds": wall,
+        "sweep_seconds": doc["seconds"],
+        "best_val_mse": doc["best"]["best_val_loss"],
+        "best": doc["best"]["name"],
+        "tracking_seconds": doc["tracking_seconds"],
+        "background_seconds": doc["tracking_background_seconds"],
+    }
+
+
+MEASURES = {
+    "lesson-cfexp": lambda: measure_lesson("cfexp"),
+    "lesson-dataloader": lambda: measure_lesson("dataloader"),
+    "fast": measure_fast,
+    "surprise": measure_surprise,
+    "sweep": measure_sweep,
+}
+
+
+def run_isolated(name: str) -> dict:
+    """Run one measurement in a fresh interpreter; add its peak resident memory."""
+    proc = subprocess.run([sys.executable, "-m", "cfexp.bench", "--measure", name], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+    cpu = platform.machine()
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    versions = ", ".join(f"{p} {_version(p)}" for p in ("torch", "mlflow", "optuna", "scikit-surprise"))
+    return f"{cpu}, {torch.get_num_threads()} torch threads; Python {platform.python_version()}; {versions}"
+
+
+def _version(package: str) -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {torch.get_num_threads()} torch threads, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
-    )
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfexp.bench", description=__doc__)
     parser.add_argument("--out", default="BENCHMARKS.md")
+    parser.add_argument("--skip-sweep", action="store_true", help="leave out (c), the 4-5 minute sweep")
+    parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sections = []
-    for measure in (lesson_schedule,):
-        title, rows = measure()
-        sections.append(f"## {title[0]}\n\n{markdown_table(rows)}\n")
-    text = (
-        "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`); every figure in a table comes from the "
-        "same run, on the same machine, so that ratios are fair on a noisy machine. Times are medians over epochs "
-        f"and include the validation pass.\n\nMachine: {machine()}\n\n" + "\n".join(sections)
-    )
-    Path(args.out).write_text(text, encoding="utf-8")
+    if args.measure:
+        result = MEASURES[args.measure]()
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return 0
+    from cfexp.bench_report import write_benchmarks
+
+    names = [n for n in MEASURES if not (args.skip_sweep and n == "sweep")]
+    results = {}
+    for name in names:
+        print(f"measuring {name} ...", flush=True)
+        results[name] = run_isolated(name)
+        print(f"  {json.dumps(results[name])}", flush=True)
+    write_benchmarks(Path(args.out), results, machine())
     print(f"wrote {args.out}")
     return 0
 

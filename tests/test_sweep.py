@@ -200,3 +200,25 @@ def test_train_logs_its_runs_too(workdir, small_dir):
         assert run.info.status == "FINISHED" and run.data.tags["optuna.state"] == "COMPLETE"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
         assert mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model") is not None
+
+
+def test_storage_url_takes_an_optuna_rdb(tiny, workdir):
+    one = ["--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]", "--trials", "2"]
+    assert sweep(tiny, "--storage", "sqlite:///studies.db", *one) == 0
+    study = optuna.load_study(study_name="tiny/dot", storage="sqlite:///studies.db")
+    assert len(study.trials) == 2
+    assert not (workdir / "mlruns" / "optuna-journal.log").exists()
+
+
+def test_hyperband_is_selectable(tiny):
+    from cfexp.config import load_experiment
+    from cfexp.sweep import make_study
+
+    experiment = load_experiment(tiny, ["sweep.pruner='hyperband'"])
+    study = make_study(experiment.sweep, "x/y", 2, optuna.storages.InMemoryStorage())
+    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    assert (
+        sweep(tiny, "--set", "sweep.pruner='hyperband'", "--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]")
+        == 0
+    )
+    assert len(optuna.load_study(study_name="tiny/dot", storage=journal()).trials) == 3

@@ -158,9 +158,12 @@ def study_sections(studies: list[Study], folder: Path) -> list[Section]:
                     + "."
                 )
         if st.best:
-            params = {k: st.best.params[k] for k in sorted(st.best.params) if k not in ("name",)}
-            s.add(f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), val MSE {fmt(st.best.best_val_loss)}:")
-            s.add(md_table([["param", "value"]] + [[k, v] for k, v in params.items()]))
+            fixed = ", ".join(f"{k} {st.best.params.get(k)}" for k in ("init", "optimizer", "batch_size", "schedule"))
+            s.add(
+                f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), val MSE "
+                f"{fmt(st.best.best_val_loss)}; fixed settings: {fixed}."
+            )
+            s.add(md_table([["tuned", "value"]] + [[k, _short(v)] for k, v in _tuned(st).items()]))
         else:
             s.add("No trial completed.")
         out.append(s)
@@ -238,8 +241,9 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
         )
     s.figure(figures.pca_plot(learned.movie_pca(model, ratings), folder), "PCA of movie factors")
     user = user_id if user_id is not None else int(ratings.frame.userId.iloc[0])
-    recs = learned.recommendations(model, ratings, user)
-    s.add(f"Top 10 for user {user}, leaving out the {int((ratings.frame.userId == user).sum())} movies they rated:")
+    recs = learned.recommendations(model, ratings, user, min_ratings=threshold)
+    rated = int((ratings.frame.userId == user).sum())
+    s.add(f"Top 10 for user {user} among movies with at least {threshold} ratings, leaving out the {rated} they rated:")
     s.add(md_table([["title", "predicted"]] + [[r.title, fmt(r.predicted, 2)] for r in recs.itertuples()]))
     return s
 

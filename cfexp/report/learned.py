@@ -53,10 +53,13 @@ def movie_pca(predictor, ratings: Ratings, n: int = 40) -> pd.DataFrame:
     )
 
 
-def recommendations(predictor, ratings: Ratings, user_id: int, n: int = 10) -> pd.DataFrame:
-    """The `n` movies the model rates highest for a user, leaving out what they already rated."""
+def recommendations(predictor, ratings: Ratings, user_id: int, n: int = 10, min_ratings: int = 1) -> pd.DataFrame:
+    """The `n` movies the model rates highest for a user among those with `min_ratings` ratings, unseen by them."""
     seen = set(ratings.frame.loc[ratings.frame.userId == user_id, "movieId"])
-    candidates = np.array([m for m in ratings.movie_ids if m not in seen])
+    counts = np.bincount(ratings.frame.movie.to_numpy(), minlength=ratings.n_movies)
+    candidates = np.array(
+        [m for m, c in zip(ratings.movie_ids, counts, strict=True) if m not in seen and c >= min_ratings]
+    )
     pairs = torch.tensor(np.stack([np.full(len(candidates), user_id), candidates], 1), dtype=torch.float32)
     with torch.no_grad():
         scores = predictor(pairs).numpy()
