@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--skip-sweep", action="store_true", help="leave out (c), the 4-5 minute sweep")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
+    parser.add_argument("--results", default="reports/bench-results.json", help="where the raw measurements go")
+    parser.add_argument("--from-results", action="store_true", help="rewrite --out from --results, measuring nothing")
     args = parser.parse_args(argv)
     if args.measure:
         result = MEASURES[args.measure]()
@@ -206,13 +208,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from cfexp.bench_report import write_benchmarks
 
+    raw = Path(args.results)
+    if args.from_results:
+        saved = json.loads(raw.read_text())
+        write_benchmarks(Path(args.out), saved["results"], saved["machine"], saved.get("when", ""))
+        print(f"wrote {args.out} from {raw}")
+        return 0
     names = [n for n in MEASURES if not (args.skip_sweep and n == "sweep")]
-    results = {}
+    results, when = {}, time.strftime("%Y-%m-%d %H:%M")
     for name in names:
         print(f"measuring {name} ...", flush=True)
         results[name] = run_isolated(name)
         print(f"  {json.dumps(results[name])}", flush=True)
-    write_benchmarks(Path(args.out), results, machine())
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps({"machine": machine(), "when": when, "results": results}, indent=2))
+    write_benchmarks(Path(args.out), results, machine(), when)
     print(f"wrote {args.out}")
     return 0
 

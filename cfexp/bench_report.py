@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from cfexp.bench import FASTAI_STAND_IN, SURPRISE, TARGET
@@ -16,7 +15,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-def write_benchmarks(path: Path, r: dict, machine: str) -> None:
+def write_benchmarks(path: Path, r: dict, machine: str, when: str) -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -24,7 +23,7 @@ def write_benchmarks(path: Path, r: dict, machine: str) -> None:
         "each measurement in its own process (its peak resident memory is its own). These machines are noisy: "
         "compare ratios within a run, not across runs.",
         "",
-        f"Machine: {machine}. Run on {time.strftime('%Y-%m-%d %H:%M')}. No GPU was lent to this task, so there "
+        f"Machine: {machine}. Measured {when}. No GPU was lent to this task, so there "
         "are no GPU figures; `--device cuda` runs the same code.",
         "",
     ]
@@ -53,8 +52,9 @@ def _lesson(ours: dict, theirs: dict) -> list[str]:
         "| run | cfexp s/epoch | DataLoader s/epoch | speed-up | cfexp val MSE | DataLoader val MSE | target |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, mine in ours.items() if isinstance(ours, dict) and "error" not in ours else []:
-        other = theirs.get(name, {})
+    runs = [name for name in ours if name != "peak_rss_mb"] if "error" not in ours else []
+    for name in runs:
+        mine, other = ours[name], theirs.get(name, {})
         speedup = other.get("s_per_epoch", 0) / mine["s_per_epoch"] if other else None
         ok = other and mine["s_per_epoch"] <= 0.5 and speedup >= 3 and abs(mine["val_mse"] - other["val_mse"]) <= 0.01
         rows.append(
@@ -92,7 +92,11 @@ def _time_to_target(fast: dict, surprise: dict) -> list[str]:
         )
     ours, theirs = fast.get("seconds"), surprise.get("seconds")
     ok = ours is not None and theirs is not None and ours <= 1.0 and ours <= theirs / 3
-    return [*rows, "", f"Target: {_verdict(ok)}.", ""]
+    note = (
+        "The issue quotes 0.7489 in 3.7 s for Surprise with this configuration; measured here (`random_state=0`) "
+        "it is the row above. We report what we measured."
+    )
+    return [*rows, "", note, "", f"Target: {_verdict(ok)}.", ""]
 
 
 def _sweep(s: dict) -> list[str]:

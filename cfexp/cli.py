@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
     from cfexp import runner
-    from cfexp.predictor import RatingPredictor
+    from cfexp.predictor import predictor_for
     from cfexp.progress import EpochProgress, print_history
 
     results, records = [], []
@@ -150,9 +150,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
             raise
         state = "FAIL" if result.status == "diverged" else "COMPLETE"
         if state == "COMPLETE":
-            tracker.log_model(
-                run_id, RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids), _example(ratings)
-            )
+            tracker.log_model(run_id, *predictor_for(model, ratings))
         tracker.close_run(run_id, run.params(), result, state, result.reason)
         if not args.quiet:
             print_history(run.name, result)
@@ -229,12 +227,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     tracker.close()
     print(f"wrote {folder / 'index.html'} and {folder / 'report.md'}; logged to MLflow run {run_id}")
     return 0
-
-
-def _example(ratings):
-    import torch
-
-    return torch.tensor(ratings.frame[["userId", "movieId"]].to_numpy()[:5], dtype=torch.float32)
 
 
 def load_inputs(args: argparse.Namespace, need_runs: bool = True):

@@ -29,3 +29,9 @@ class RatingPredictor(nn.Module):
         movies, known_movie = self._lookup(x[:, 1].contiguous(), self.movie_ids, self.movie_codes)
         out = self.model(users, movies).float()
         return torch.where(known_user & known_movie, out, torch.full_like(out, float("nan")))
+
+
+def predictor_for(model: nn.Module, ratings) -> tuple[RatingPredictor, torch.Tensor]:
+    """A trained model wrapped for `ratings`' ids (on the CPU, in eval mode), and an example input for its signature."""
+    example = torch.tensor(ratings.frame[["userId", "movieId"]].to_numpy()[:5], dtype=torch.float32)
+    return RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids), example

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import optuna
-import torch
 
 from cfexp import runner, train
 from cfexp.errors import UserError
 from cfexp.models import Param
-from cfexp.predictor import RatingPredictor
+from cfexp.predictor import predictor_for
 from cfexp.search_space import search_space, suggest, with_params
 from cfexp.summary import run_record
 from cfexp.sweep_config import StudySpec, SweepConfig
@@ -221,9 +220,7 @@ class Sweep:
         model = runner.build_for(run, self.data)
         model.load_state_dict(state_dict)
         ratings = self.data.ratings
-        predictor = RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids)
-        example = torch.tensor(ratings.frame[["userId", "movieId"]].to_numpy()[:5], dtype=torch.float32)
-        self.tracker.log_model(run_id, predictor, example)
+        self.tracker.log_model(run_id, *predictor_for(model, ratings))
         self.tracker.set_tags(run_id, {"cfexp.best": "true"})
 
     def _log_study_figures(self, outcome: StudyOutcome) -> None:
