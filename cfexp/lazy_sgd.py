@@ -96,7 +96,7 @@ class LazySGD:
         # Duplicate rows carry identical values, so whichever copy lands last is right ...
         self.state.index_copy_(0, rows, torch.addcmul(a[:, 0:1] * current[:, 0:1], a[:, 1:2], current[:, 1:2]))
         # ... and the gradient enters linearly, so accumulating each occurrence sums them.
-        self.state.index_put_((rows,), self.grad_into_state * grad.unsqueeze(1), accumulate=True)
+        self.state.index_add_(0, rows, self.grad_into_state * grad.unsqueeze(1))
         self.t += 1
         self.last.index_fill_(0, rows, self.t)
 
@@ -128,7 +128,8 @@ def train_epoch(
         err = pred - y
         total.add_(torch.dot(err, err), alpha=1 / b)
         coef = err.mul_(2 / b) if slope is None else err.mul_(slope).mul_(2 / b)
-        grad = jac.mul_(torch.cat([coef, coef]).unsqueeze(1))
+        # Both halves (user rows, movie rows) scale by the same per-example coefficient: a view, not a copy.
+        grad = jac.view(2, b, -1).mul_(coef.view(1, b, 1)).view(2 * b, -1)
         if row_l2:
             grad.add_(params, alpha=2 * row_l2 / b)
         lazy.step(batch_rows, current, grad)
