@@ -159,10 +159,10 @@ class EmbeddingDotBias(EmbeddingModel):
         return _sigmoid_range(res, self.y_range)
 
     def score_jacobian(self, u: torch.Tensor, m: torch.Tensor):
-        f = self.n_factors
-        res = (u[:, :f] * m[:, :f]).sum(1) + u[:, f] + m[:, f]
         # d res / d u = [m's factors, 1] and d res / d m = [u's factors, 1]
         jac = torch.cat([m, u]).index_fill_(1, self.bias_column, 1.0)
+        # u · [m's factors, 1] is the factor product plus the user bias; add the movie bias
+        res = torch.linalg.vecdot(u, jac[: len(u)]).add_(m[:, self.n_factors])
         if self.y_range is None:
             return res, None, jac
         low, high = self.y_range
