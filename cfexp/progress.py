@@ -78,8 +78,6 @@ class SweepProgress:
             best = "-"
         print(f"  t{trial.number:<3} {trial.state.name:<8} val {shown}  best {best}", file=sys.stderr, flush=True)
 
-    def end_study(self) -> None: ...
-
 
 def print_sweep_table(rows: list[dict]) -> None:
     print(f"\n{'variant':<26} {'best MSE':>9} {'RMSE':>7} {'done/pruned/failed':>18}  best params")

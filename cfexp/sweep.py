@@ -142,18 +142,14 @@ class Sweep:
         objective = self._objective(outcome, space, tags, state)
         if self.progress:
             self.progress.start_study(name, remaining, finished)
-        try:
-            if remaining:
-                study.optimize(
-                    objective,
-                    n_trials=remaining,
-                    timeout=(timeout or self.config.timeout) or None,
-                    catch=(TrialFailed,),
-                    callbacks=[self.progress.on_trial] if self.progress else None,
-                )
-        finally:
-            if self.progress:
-                self.progress.end_study()
+        if remaining:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=(timeout or self.config.timeout) or None,
+                catch=(TrialFailed,),
+                callbacks=[self.progress.on_trial] if self.progress else None,
+            )
         self._summarise(outcome, state["best"])
         return outcome
 
