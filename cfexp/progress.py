@@ -80,10 +80,11 @@ class SweepProgress:
 
 
 def print_sweep_table(rows: list[dict]) -> None:
-    print(f"\n{'variant':<26} {'best MSE':>9} {'RMSE':>7} {'done/pruned/failed':>18}  best params")
+    width = max([len("variant"), *(len(row["study"]) for row in rows)])
+    print(f"\n{'variant':<{width}} {'best MSE':>9} {'RMSE':>7} {'done/pruned/failed':>18}  best params")
     for row in rows:
         mse = f"{row['best_val_loss']:.4f}" if row["best_val_loss"] is not None else "-"
         rmse = f"{row['best_val_rmse']:.4f}" if row["best_val_rmse"] is not None else "-"
         counts = f"{row['complete']}/{row['pruned']}/{row['failed']}"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
-        print(f"{row['study']:<26} {mse:>9} {rmse:>7} {counts:>18}  {params}")
+        print(f"{row['study']:<{width}} {mse:>9} {rmse:>7} {counts:>18}  {params}")
