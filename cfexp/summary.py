@@ -11,16 +11,14 @@ from pathlib import Path
 
 def run_record(run, result, mlflow_run_id: str | None = None, state: str | None = None, reason: str = "") -> dict:
     """One run (a RunConfig and its FitResult, which may be None if it broke before training)."""
-    history = result.history if result else []
-    losses = [h["val_loss"] for h in history if math.isfinite(h["val_loss"])]
     diverged = result is not None and result.status == "diverged"
     record = {
         "name": run.name,
         "variant": run.variant,
         "params": run.params(),
-        "history": history,
-        "val_loss": history[-1]["val_loss"] if history else math.nan,
-        "best_val_loss": min(losses) if losses else math.nan,
+        "history": result.history if result else [],
+        "val_loss": result.val_loss if result else math.nan,
+        "best_val_loss": result.best_val_loss if result else math.nan,
         "seconds": result.seconds if result else 0.0,
         "state": state or ("FAIL" if diverged else "COMPLETE"),
         "mlflow_run_id": mlflow_run_id,

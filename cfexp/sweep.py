@@ -58,16 +58,20 @@ class StudyOutcome:
             "failed": states.count(optuna.trial.TrialState.FAIL),
         }
 
+    def best_rmse(self, best: optuna.trial.FrozenTrial) -> float:
+        """The val RMSE at the best trial's best epoch."""
+        history = best.user_attrs.get("history", [])
+        at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
+        return at_best.get("val_rmse", math.sqrt(best.value))
+
     def row(self) -> dict:
         """One line of the sweep's closing table."""
         best = self.best()
-        history = best.user_attrs.get("history", []) if best else []
-        at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
         return {
             "study": self.study.study_name,
             "variant": self.spec.run.variant,
             "best_val_loss": best.value if best else None,
-            "best_val_rmse": at_best.get("val_rmse") if best else None,
+            "best_val_rmse": self.best_rmse(best) if best else None,
             **self.counts(),
             "params": best.params if best else {},
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
@@ -198,10 +202,7 @@ class Sweep:
         metrics = {f"trials_{k}": v for k, v in counts.items()}
         tags = {"optuna.state": "COMPLETE" if best else "FAIL"}
         if best is not None:
-            history = best.user_attrs.get("history", [])
-            at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
-            rmse = at_best.get("val_rmse", math.sqrt(best.value))
-            metrics.update({"best_val_loss": best.value, "best_val_rmse": rmse})
+            metrics.update({"best_val_loss": best.value, "best_val_rmse": outcome.best_rmse(best)})
             tags.update({f"best.{k}": v for k, v in best.params.items()})
             tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
             if best_this_session is not None and best_this_session[1] == best.user_attrs.get("mlflow_run_id"):
