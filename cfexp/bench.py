@@ -45,13 +45,29 @@ FAST_RUN = {
     "seed": 42,
     "device": "cpu",
 }
+# Bayesian MF (Gibbs), configured for time to target: a small rank mixes fastest. 25 sweeps at most.
+BPMF_FAST_RUN = {
+    "name": "bpmf-fast",
+    "variant": "bpmf",
+    "n_factors": 8,
+    "init": "normal(0, 0.3)",
+    "y_range": [0.5, 5.0],
+    "schedule": "constant",
+    "epochs": 25,
+    "lr": 1.0,
+    "options": {"noise_precision": 1.5, "burn_in": 3},
+    "seed": 42,
+}
+# The default sweep's bpmf study point (enqueued there), run for its 60 sweeps.
+BPMF_STUDY_RUN = {**BPMF_FAST_RUN, "name": "bpmf-study", "n_factors": 20, "epochs": 60}
+BPMF_STUDY_RUN["options"] = {"noise_precision": 1.8}
 SURPRISE = {"n_factors": 265, "n_epochs": 81, "lr_all": 0.00747, "reg_all": 0.0811}
 FASTAI_STAND_IN = "fastai v2 collab_learner (50 factors, y_range (0, 5.5), fit_one_cycle(5, 5e-3, wd=0.1), batch 64)"
 
 
-def seed_tensors():
+def seed_tensors(device: str = "cpu"):
     ratings = data.load_ratings()
-    return ratings, runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
+    return ratings, runner.to_device(ratings, data.split_rows(len(ratings.frame)), device)
 
 
 def dataloader_fit(model, part, val, run) -> tuple[list[float], float]:
@@ -74,10 +90,10 @@ def dataloader_fit(model, part, val, run) -> tuple[list[float], float]:
     return seconds, train.evaluate(model, val)["mse"]
 
 
-def measure_lesson(loop: str) -> dict:
+def measure_lesson(loop: str, device: str) -> dict:
     """a. The lesson's two runs at batch size 64, with cfexp's trainer or the DataLoader loop."""
-    experiment = load_experiment(SEED_EXPERIMENT, ["device='cpu'"])
-    _, tensors = seed_tensors()
+    experiment = load_experiment(SEED_EXPERIMENT, [f"device='{device}'"])
+    _, tensors = seed_tensors(device)
     out = {}
     for run in experiment.runs:
         run = runner.resolved(run, tensors)
@@ -91,31 +107,43 @@ def measure_lesson(loop: str) -> dict:
 
 
 class _Reached(train.Callback):
-    def __init__(self, started: float):
-        self.started, self.seconds, self.epoch = started, None, None
+    def __init__(self, started: float, stop: bool = True):
+        self.started, self.stop, self.seconds, self.epoch = started, stop, None, None
 
     def on_epoch_end(self, epoch, metrics):
         if self.seconds is None and metrics["val_loss"] <= TARGET:
             self.seconds, self.epoch = time.perf_counter() - self.started, epoch
-            raise train.StopTraining("target reached")
+            if self.stop:
+                raise train.StopTraining("target reached")
 
 
-def measure_fast() -> dict:
-    """b. cfexp's fast recipe: seconds from loaded data until val MSE <= TARGET."""
-    _, tensors = seed_tensors()
-    run = runner.resolved(resolve_run(dict(FAST_RUN), "bench"), tensors)
+def time_to_target(raw_run: dict, device: str, stop: bool = True) -> dict:
+    """Seconds from loaded data until val MSE <= TARGET (then stop, unless asked to run on), and the best MSE."""
+    _, tensors = seed_tensors(device)
+    run = runner.resolved(resolve_run({**raw_run, "device": device}, "bench"), tensors)
     started = time.perf_counter()
-    reached = _Reached(started)
+    reached = _Reached(started, stop)
     _, result = runner.fit_run(run, tensors, [reached])
     return {
         "seconds": reached.seconds,
         "epoch": reached.epoch,
         "total_seconds": time.perf_counter() - started,
+        "epochs_run": len(result.history),
         "best_val_mse": result.best_val_loss,
     }
 
 
-def measure_surprise() -> dict:
+def measure_fast(device: str) -> dict:
+    """b. cfexp's fast SGD recipe (the default sweep's best SGD configuration)."""
+    return time_to_target(FAST_RUN, device)
+
+
+def measure_bpmf(device: str) -> dict:
+    """b. Bayesian MF by Gibbs sampling: the time-to-target configuration, and the sweep's study point in full."""
+    return {"fast": time_to_target(BPMF_FAST_RUN, device), "study": time_to_target(BPMF_STUDY_RUN, device, False)}
+
+
+def measure_surprise(device: str) -> dict:
     """b. Surprise's SVD with the Optuna-tuned config: build the trainset, fit, predict the validation rows."""
     from surprise import SVD, Dataset, Reader
 
@@ -133,7 +161,7 @@ def measure_surprise() -> dict:
     return {"seconds": seconds, "val_mse": mse, "reached": mse <= TARGET}
 
 
-def measure_sweep() -> dict:
+def measure_sweep(device: str) -> dict:
     """c. The default sweep, into fresh stores in a temporary folder."""
     from cfexp.cli import main
 
@@ -143,7 +171,8 @@ def measure_sweep() -> dict:
         try:
             os.chdir(tmp)
             started = time.perf_counter()
-            code = main(["sweep", str(SWEEP_EXPERIMENT), "--quiet", "--summary", str(summary)])
+            args = ["sweep", str(SWEEP_EXPERIMENT), "--quiet", "--summary", str(summary), "--device", device]
+            code = main(args)
             wall = time.perf_counter() - started
         finally:
             os.chdir(cwd)
@@ -160,17 +189,19 @@ def measure_sweep() -> dict:
 
 
 MEASURES = {
-    "lesson-cfexp": lambda: measure_lesson("cfexp"),
-    "lesson-dataloader": lambda: measure_lesson("dataloader"),
+    "lesson-cfexp": lambda device: measure_lesson("cfexp", device),
+    "lesson-dataloader": lambda device: measure_lesson("dataloader", device),
     "fast": measure_fast,
+    "bpmf": measure_bpmf,
     "surprise": measure_surprise,
     "sweep": measure_sweep,
 }
 
 
-def run_isolated(name: str) -> dict:
+def run_isolated(name: str, device: str) -> dict:
     """Run one measurement in a fresh interpreter; add its peak resident memory."""
-    proc = subprocess.run([sys.executable, "-m", "cfexp.bench", "--measure", name], capture_output=True, text=True)
+    command = [sys.executable, "-m", "cfexp.bench", "--measure", name, "--device", device]
+    proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -198,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--skip-sweep", action="store_true", help="leave out (c), the 4-5 minute sweep")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N; Surprise is CPU-only")
     parser.add_argument("--results", default="reports/bench-results.json", help="where the raw measurements go")
     parser.add_argument("--from-results", action="store_true", help="rewrite --out from --results, measuring nothing")
     args = parser.parse_args(argv)
     if args.measure:
-        result = MEASURES[args.measure]()
+        result = MEASURES[args.measure](args.device)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return 0
@@ -218,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     results, when = {}, time.strftime("%Y-%m-%d %H:%M")
     for name in names:
         print(f"measuring {name} ...", flush=True)
-        results[name] = run_isolated(name)
+        results[name] = run_isolated(name, args.device)
         print(f"  {json.dumps(results[name])}", flush=True)
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps({"machine": machine(), "when": when, "results": results}, indent=2))

@@ -28,7 +28,7 @@ def write_benchmarks(path: Path, r: dict, machine: str, when: str) -> None:
         "",
     ]
     lines += _lesson(r.get("lesson-cfexp", {}), r.get("lesson-dataloader", {}))
-    lines += _time_to_target(r.get("fast", {}), r.get("surprise", {}))
+    lines += _time_to_target(r.get("fast", {}), r.get("bpmf", {}), r.get("surprise", {}))
     if "sweep" in r:
         lines += _sweep(r["sweep"])
     lines += ["## d. Peak memory", "", "| measurement | peak RSS (MB) |", "|---|---|"]
@@ -64,39 +64,46 @@ def _lesson(ours: dict, theirs: dict) -> list[str]:
     return [*rows, ""]
 
 
-def _time_to_target(fast: dict, surprise: dict) -> list[str]:
+def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
     config = ", ".join(f"{k} {v}" for k, v in SURPRISE.items())
     rows = [
         f"## b. Time from loaded data to val MSE ≤ {TARGET}",
         "",
-        f"cfexp: the default sweep's best configuration (dot_bias_sigmoid, 129 factors, lazy SGD at batch 1024, "
-        f"row_l2 0.0605, 20 epochs at lr 0.831 then 8 at 0.0831), stopped as soon as an epoch reaches the target. "
-        f"Surprise: SVD({config}), trainset build and fit. Target: ≤ 1.0 s and ≤ 1/3 of Surprise's time.",
+        "cfexp runs stop as soon as an epoch (a Gibbs sweep for bpmf) reaches the target; each time includes "
+        "building the model and the sampler's sparse matrices. The SGD fast recipe is the default sweep's best SGD "
+        "configuration (dot_bias_sigmoid, 129 factors, lazy SGD at batch 1024, row_l2 0.0605, 20 epochs at lr 0.831 "
+        "then 8 at 0.0831). bpmf (fast) is Bayesian MF by Gibbs sampling at rank 8, noise precision 1.5, burn-in 3; "
+        "bpmf (study point) is the default sweep's enqueued bpmf point (rank 20, noise precision 1.8), run for all "
+        f"60 sweeps. Surprise: SVD({config}), trainset build and fit. "
+        "Target: ≤ 1.0 s and ≤ 1/3 of Surprise's time.",
         "",
-        "| | seconds | val MSE | reached |",
+        "| | seconds to target | at epoch | best val MSE (epochs run) |",
         "|---|---|---|---|",
     ]
     if "error" in surprise:
-        rows.append(f"| Surprise SVD | - | - | not measured: {surprise['error']} (`pip install -e '.[bench]'`) |")
+        rows.append(f"| Surprise SVD | not measured: {surprise['error']} (`pip install -e '.[bench]'`) | - | - |")
     else:
-        rows.append(
-            f"| Surprise SVD (tuned) | {_f(surprise.get('seconds'), 2)} | {_f(surprise.get('val_mse'), 4)} | "
-            f"{surprise.get('reached')} |"
-        )
-    if fast.get("seconds") is not None:
-        rows.append(f"| cfexp fast recipe | {_f(fast['seconds'], 2)} | ≤ {TARGET} at epoch {fast['epoch']} | True |")
-    else:
-        rows.append(
-            f"| cfexp fast recipe | {_f(fast.get('total_seconds'), 2)} (all 28 epochs) | "
-            f"best {_f(fast.get('best_val_mse'), 4)} | False |"
-        )
-    ours, theirs = fast.get("seconds"), surprise.get("seconds")
-    ok = ours is not None and theirs is not None and ours <= 1.0 and ours <= theirs / 3
+        reached = _f(surprise.get("seconds"), 2) if surprise.get("reached") else "not reached"
+        rows.append(f"| Surprise SVD (tuned) | {reached} | - | {_f(surprise.get('val_mse'), 4)} (81) |")
+    candidates = [("cfexp SGD fast recipe", fast), *((f"cfexp bpmf ({k})", v) for k, v in bpmf.items())]
+    for label, m in candidates:
+        if "error" in m or not m:
+            rows.append(f"| {label} | not measured: {m.get('error', 'missing')} | - | - |")
+            continue
+        seconds = _f(m["seconds"], 2) if m.get("seconds") is not None else "not reached"
+        epoch = m.get("epoch") if m.get("epoch") is not None else "-"
+        rows.append(f"| {label} | {seconds} | {epoch} | {_f(m.get('best_val_mse'), 4)} ({m.get('epochs_run')}) |")
+    theirs = surprise.get("seconds")  # its whole fit: where it never reaches the target, a lower bound
+    ours = [m["seconds"] for _, m in candidates if m.get("seconds") is not None]
+    best = min(ours) if ours else None
+    ok = best is not None and theirs is not None and best <= 1.0 and best <= theirs / 3
     note = (
         "The issue quotes 0.7489 in 3.7 s for Surprise with this configuration; measured here (`random_state=0`) "
-        "it is the row above. We report what we measured."
+        "it is the row above. We report what we measured. Where Surprise does not reach the target, its whole "
+        "fit time is the yardstick for the 1/3: "
+        f"{_f(surprise.get('seconds'), 2)} s."
     )
-    return [*rows, "", note, "", f"Target: {_verdict(ok)}.", ""]
+    return [*rows, "", note, "", f"Target (fastest cfexp path): {_verdict(ok)}.", ""]
 
 
 def _sweep(s: dict) -> list[str]:

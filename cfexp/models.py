@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,38 @@ class EmbeddingDotBias(EmbeddingModel):
         return s * (high - low) + low, torch.addcmul(s, s, s, value=-1).mul_(high - low), jac
 
 
+class BayesianMF(EmbeddingModel):
+    """Biased matrix factorization averaged over posterior draws (cfexp.gibbs fits it), clipped to y_range.
+
+    Before fitting, the tables hold the sampler's starting point; after, the posterior mean: `u` and `m` are the
+    kept draws' factors side by side, scaled by 1/sqrt(draws), so that u · m is the draws' average product."""
+
+    user_tables = ("u", "ub")
+    movie_tables = ("m", "mb")
+
+    def __init__(self, n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors)
+        self.m = nn.Embedding(n_movies, n_factors)
+        self.ub = nn.Embedding(n_users, 1)
+        self.mb = nn.Embedding(n_movies, 1)
+        self.register_buffer("offset", torch.zeros(()))
+        self.y_range = tuple(y_range)
+        self.noise_precision, self.learn_noise, self.burn_in = float(noise_precision), bool(learn_noise), burn_in
+
+    def set_posterior(self, user_factors, user_bias, movie_factors, movie_bias, offset: float) -> None:
+        self.u = nn.Embedding.from_pretrained(user_factors, freeze=False)
+        self.m = nn.Embedding.from_pretrained(movie_factors, freeze=False)
+        self.ub = nn.Embedding.from_pretrained(user_bias, freeze=False)
+        self.mb = nn.Embedding.from_pretrained(movie_bias, freeze=False)
+        self.offset.fill_(offset)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        f = u.shape[1] - 1
+        res = torch.linalg.vecdot(u[:, :f], m[:, :f]) + u[:, f] + m[:, f] + self.offset
+        return res.clamp(*self.y_range)
+
+
 class EmbeddingNN(EmbeddingModel):
     """fastai's EmbeddingNN idea: concatenated embeddings → MLP → sigmoid into y_range."""
 
@@ -202,9 +235,16 @@ class Variant:
     description: str
     options: dict[str, object] = field(default_factory=dict)
     uses_y_range: bool = True
+    trainer: str = "sgd"  # "sgd": cfexp.train.fit; "gibbs": cfexp.gibbs.fit (a sampler: no lr, no optimizer)
+
+    @property
+    def ignores(self) -> frozenset[str]:
+        """Run settings this variant's trainer does not use."""
+        return SGD_ONLY if self.trainer == "gibbs" else frozenset()
 
 
 REGISTRY: dict[str, Variant] = {}
+SGD_ONLY = frozenset({"lr", "weight_decay", "row_l2", "momentum", "batch_size"})
 
 BASE_SPACE = {
     "n_factors": Param("int", 8, 256, log=True),
@@ -213,14 +253,18 @@ BASE_SPACE = {
 }
 
 
-def register(name: str, *, init: str, space: dict[str, Param] | None = None, uses_y_range: bool = True):
+def register(
+    name: str, *, init: str, space: dict[str, Param] | None = None, uses_y_range: bool = True, trainer: str = "sgd"
+):
     """Register a builder `fn(n_users, n_movies, n_factors, y_range, sparse, **options) -> nn.Module`."""
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         params = inspect.signature(build).parameters
         options = {k: p.default for k, p in params.items() if p.kind == p.KEYWORD_ONLY}
         doc = (build.__doc__ or name).strip().splitlines()[0]
-        REGISTRY[name] = Variant(name, build, {**BASE_SPACE, **(space or {})}, init, doc, options, uses_y_range)
+        base = {k: p for k, p in BASE_SPACE.items() if trainer == "sgd" or k not in SGD_ONLY}
+        spec = Variant(name, build, {**base, **(space or {})}, init, doc, options, uses_y_range, trainer)
+        REGISTRY[name] = spec
         return build
 
     return decorate
@@ -252,6 +296,20 @@ def _dot_bias_sigmoid(n_users, n_movies, n_factors, y_range, sparse):
 def _nn(n_users, n_movies, n_factors, y_range, sparse, *, hidden=64, dropout=0.1):
     """Concatenated embeddings through an MLP, then a sigmoid into y_range (fastai's EmbeddingNN)."""
     return EmbeddingNN(n_users, n_movies, n_factors, y_range, hidden, dropout, sparse)
+
+
+@register(
+    "bpmf",
+    init="normal(0, 0.3)",
+    trainer="gibbs",
+    space={
+        "n_factors": Param("int", 4, 32, log=True),
+        "noise_precision": Param("float", 1.2, 3.0, log=True),
+    },
+)
+def _bpmf(n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0, learn_noise=False, burn_in=4):
+    """Bayesian biased MF by Gibbs sampling (BPMF), the average of its posterior draws clipped to y_range."""
+    return BayesianMF(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in)
 
 
 def get_variant(name: str) -> Variant:
@@ -287,7 +345,16 @@ def build_model(
     return model
 
 
-def check_hyperparameters(n_factors=None, y_range=None, hidden=None, dropout=None, **_options) -> None:
+def check_hyperparameters(
+    n_factors=None,
+    y_range=None,
+    hidden=None,
+    dropout=None,
+    noise_precision=None,
+    learn_noise=None,
+    burn_in=None,
+    **_options,
+) -> None:
     if n_factors is not None and (int(n_factors) != n_factors or n_factors < 1):
         raise UserError(f"n_factors must be a positive integer, got {n_factors}")
     if y_range is not None and not (len(y_range) == 2 and y_range[0] < y_range[1]):
@@ -296,3 +363,10 @@ def check_hyperparameters(n_factors=None, y_range=None, hidden=None, dropout=Non
         raise UserError(f"hidden must be a positive integer, got {hidden}")
     if dropout is not None and not 0 <= dropout < 1:
         raise UserError(f"dropout must be in [0, 1), got {dropout}")
+    positive = isinstance(noise_precision, int | float) and 0 < noise_precision < math.inf
+    if noise_precision is not None and not positive:
+        raise UserError(f"noise_precision must be a number > 0, got {noise_precision}")
+    if learn_noise is not None and not isinstance(learn_noise, bool):
+        raise UserError(f"learn_noise must be true or false, got {learn_noise!r}")
+    if burn_in is not None and (not isinstance(burn_in, int) or isinstance(burn_in, bool) or burn_in < 0):
+        raise UserError(f"burn_in must be an integer >= 0, got {burn_in!r}")

@@ -31,10 +31,13 @@ class EpochProgress(Callback):
 
 def print_history(name: str, result: FitResult) -> None:
     print(f"\n{name}")
-    print(f"{'epoch':>5} {'lr':>8} {'train_loss':>10} {'val_loss':>10} {'val_rmse':>9} {'val_mae':>8} {'s':>6}")
+    # a sampler has no lr; its second column is the noise precision it ran at
+    step = "lr" if not result.history or "lr" in result.history[0] else "noise_precision"
+    label = "lr" if step == "lr" else "noise"
+    print(f"{'epoch':>5} {label:>8} {'train_loss':>10} {'val_loss':>10} {'val_rmse':>9} {'val_mae':>8} {'s':>6}")
     for h in result.history:
         print(
-            f"{h['epoch']:>5} {h['lr']:>8.3g} {h['train_loss']:>10.4f} {h['val_loss']:>10.4f} "
+            f"{h['epoch']:>5} {h[step]:>8.3g} {h['train_loss']:>10.4f} {h['val_loss']:>10.4f} "
             f"{h['val_rmse']:>9.4f} {h['val_mae']:>8.4f} {h['seconds']:>6.2f}"
         )
     if result.status != "completed":

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cfexp import data as cfdata
+from cfexp import gibbs
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
 from cfexp.models import Init, build_model, get_variant
@@ -65,7 +66,8 @@ def fit_run(run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = 
     """Build, train and (where there is a test split) test one run."""
     recipe = Recipe(**run.recipe_kwargs())
     model = build_for(run, data)
-    result = fit(model, data.train, data.val, recipe, callbacks)
+    trainer = gibbs.fit if get_variant(run.variant).trainer == "gibbs" else fit
+    result = trainer(model, data.train, data.val, recipe, callbacks)
     if data.test is not None and result.status != "diverged":
         result.test_loss = evaluate(model, data.test)["mse"]
     return model, result

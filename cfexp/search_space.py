@@ -23,6 +23,11 @@ def search_space(spec: StudySpec) -> dict[str, Param]:
     for key, override in spec.space.items():
         if key not in RUN_LEVEL and key not in variant.options:
             raise UserError(f"study {spec.name!r}: {key!r} is not searchable for {variant.name}")
+        if key in variant.ignores and override is not False:
+            raise UserError(
+                f"study {spec.name!r}: {variant.name} is fitted by {variant.trainer} sampling and does not use "
+                f"{key!r}; drop it from this study with space.{key} = false"
+            )
         if override is False:
             space.pop(key, None)
             continue

@@ -190,7 +190,7 @@ class Sweep:
                 trial.set_user_attr("fail_reason", reason)
                 raise TrialFailed(reason)
             if state["best"] is None or result.best_val_loss < state["best"][0]:
-                state["best"] = (result.best_val_loss, child, run, copy.deepcopy(model.state_dict()))
+                state["best"] = (result.best_val_loss, child, run, copy.deepcopy(model))
             return result.best_val_loss
 
         return objective
@@ -213,9 +213,7 @@ class Sweep:
         self.tracker.finish(outcome.parent_id, "COMPLETE")
 
     def _log_best_model(self, best) -> None:
-        _, run_id, run, state_dict = best
-        model = runner.build_for(run, self.data)
-        model.load_state_dict(state_dict)
+        _, run_id, _, model = best
         ratings = self.data.ratings
         self.tracker.log_model(run_id, *predictor_for(model, ratings))
         self.tracker.set_tags(run_id, {"cfexp.best": "true"})

@@ -246,13 +246,13 @@ class Tracker:
 class EpochLogger:
     """A trainer callback that logs each epoch's metrics to a run in one batched call."""
 
-    KEYS = ("train_loss", "val_loss", "val_rmse", "val_mae", "lr")
+    KEYS = ("train_loss", "val_loss", "val_rmse", "val_mae", "lr", "noise_precision")
 
     def __init__(self, tracker: Tracker, run_id: str):
         self.tracker, self.run_id = tracker, run_id
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        self.tracker.log_metrics(self.run_id, {k: metrics[k] for k in self.KEYS}, step=epoch)
+        self.tracker.log_metrics(self.run_id, {k: metrics[k] for k in self.KEYS if k in metrics}, step=epoch)
 
 
 def learning_curve(history: list[dict], title: str):

@@ -120,7 +120,7 @@ class _BestEpoch:
         return True
 
 
-def _notify(callbacks: Sequence, hook: str, *args) -> None:
+def notify(callbacks: Sequence, hook: str, *args) -> None:
     for cb in callbacks:
         method = getattr(cb, hook, None)
         if method is not None:
@@ -223,7 +223,7 @@ def fit(
     shuffle = torch.Generator(device=device).manual_seed(recipe.seed)
     result = FitResult(status="completed")
     best = _BestEpoch(keep_weights=recipe.restore_best)
-    _notify(callbacks, "on_fit_start", model, recipe)
+    notify(callbacks, "on_fit_start", model, recipe)
     started = time.perf_counter()
     try:
         for epoch in range(recipe.epochs):
@@ -256,7 +256,7 @@ def fit(
                 result.status = "diverged"
                 result.reason = f"loss became {train_loss if not math.isfinite(train_loss) else scores['mse']}"
                 result.reason += f" at epoch {epoch} (lr {lr:g})"
-            _notify(callbacks, "on_epoch_end", epoch, metrics)
+            notify(callbacks, "on_epoch_end", epoch, metrics)
             if result.status == "diverged":
                 break
             if best.update(epoch, scores["mse"], model) and recipe.patience and epoch - best.epoch >= recipe.patience:
@@ -268,5 +268,5 @@ def fit(
     if recipe.restore_best and best.state is not None and result.status != "diverged":
         model.load_state_dict(best.state)
     result.seconds = time.perf_counter() - started
-    _notify(callbacks, "on_fit_end", result)
+    notify(callbacks, "on_fit_end", result)
     return result

@@ -17,8 +17,11 @@ def test_each_variant_predicts_one_rating_per_pair(variant):
 def test_all_variants_are_registered_with_a_search_space():
     assert set(VARIANTS) <= set(models.REGISTRY)
     for variant in models.REGISTRY.values():
-        assert {"n_factors", "lr", "weight_decay"} <= set(variant.space)
+        if variant.trainer == "sgd":
+            assert {"n_factors", "lr", "weight_decay"} <= set(variant.space)
     assert {"hidden", "dropout"} <= set(models.REGISTRY["nn"].space)
+    # a sampler has no lr to tune: its space is the rank and the noise precision
+    assert set(models.REGISTRY["bpmf"].space) == {"n_factors", "noise_precision"}
 
 
 @pytest.mark.parametrize("variant", ["dot_bias_sigmoid", "nn"])

@@ -168,6 +168,14 @@ def test_bad_sweep_input_touches_no_store(tiny, workdir, capsys):
         (["--set", "sweep.space.n_factors={low = 0, high = 4}"], "n_factors must be"),
         (["--set", "sweep.space.hidden={low = 1, high = 4}"], "not searchable"),
         (["--trials", "0"], "--trials must be >= 1"),
+        (["--set", "sweep.variants=[{name = 'b', variant = 'bpmf'}]"], "does not use 'lr'"),
+        (
+            [
+                "--set",
+                "sweep.variants=[{name = 'b', variant = 'bpmf', options = {burn_in = -2}, space = {lr = false}}]",
+            ],
+            "burn_in",
+        ),
     ]
     for extra, message in cases:
         assert sweep(tiny, *extra) == 2
@@ -222,3 +230,26 @@ def test_hyperband_is_selectable(tiny):
         == 0
     )
     assert len(optuna.load_study(study_name="tiny/dot", storage=journal()).trials) == 3
+
+
+BPMF_STUDY = (
+    "[{name = 'bayes', variant = 'bpmf', schedule = 'constant', epochs = 6, lr = 1.0, init = 'normal(0, 0.3)', "
+    "y_range = [0.5, 5.0], options = {burn_in = 2}, space = {lr = false, n_factors = {low = 2, high = 6}}}]"
+)
+
+
+def test_a_gibbs_sampled_study_logs_like_any_other(tiny):
+    """bpmf trials: noise precision searched and logged per sweep, no lr searched, and a loadable best model."""
+    assert sweep(tiny, "--set", f"sweep.variants={BPMF_STUDY}", "--trials", "2") == 0
+    client, _ = client_and_runs()
+    study = optuna.load_study(study_name="tiny/bayes", storage=journal())
+    assert len(study.trials) == 2 and set(study.best_trial.params) == {"n_factors", "noise_precision"}
+    best_run = study.best_trial.user_attrs["mlflow_run_id"]
+    sweeps = client.get_metric_history(best_run, "noise_precision")
+    assert [m.step for m in sweeps] == list(range(6))
+    assert [m.value for m in sweeps] == [pytest.approx(study.best_trial.params["noise_precision"])] * 6
+    history = client.get_metric_history(best_run, "val_loss")
+    assert min(m.value for m in history) == pytest.approx(study.best_value)
+    model = mlflow.pyfunc.load_model(f"runs:/{best_run}/model")
+    prediction = model.predict(np.array([[1, 31], [10**9, 1]], dtype=np.float32))
+    assert 0.5 <= prediction[0] <= 5.0 and np.isnan(prediction[1])
