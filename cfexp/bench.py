@@ -55,7 +55,7 @@ BPMF_FAST_RUN = {
     "schedule": "constant",
     "epochs": 25,
     "lr": 1.0,
-    "options": {"noise_precision": 1.5, "burn_in": 3},
+    "options": {"noise_precision": 1.5, "burn_in": 2},
     "seed": 42,
 }
 # The default sweep's bpmf study point (enqueued there), run for its 60 sweeps.

@@ -48,7 +48,8 @@ class _Side:
         upper, symmetric = _upper_triangle(dim, partner_rows.device)  # the Gram is symmetric: sum half of it
         bias = partner_rows[:, -1:]
         partner = _with_unit_bias(partner_rows)
-        summed = self.pattern @ torch.cat([partner[:, upper[0]] * partner[:, upper[1]], bias * partner], 1)
+        pairs = partner.index_select(1, upper[0]).mul_(partner.index_select(1, upper[1]))
+        summed = self.pattern @ torch.cat([pairs, bias * partner], 1)
         gram = summed[:, : upper.shape[1]].index_select(1, symmetric).view(n, dim, dim)
         target_products = (self.ratings @ partner).sub_(summed[:, upper.shape[1] :])
         bias = bias[:, 0].double()
