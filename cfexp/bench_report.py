@@ -85,7 +85,8 @@ def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
     else:
         reached = _f(surprise.get("seconds"), 2) if surprise.get("reached") else "not reached"
         rows.append(f"| Surprise SVD (tuned) | {reached} | - | {_f(surprise.get('val_mse'), 4)} (81) |")
-    candidates = [("cfexp SGD fast recipe", fast), *((f"cfexp bpmf ({k})", v) for k, v in bpmf.items())]
+    runs = {k: v for k, v in bpmf.items() if isinstance(v, dict)} if "error" not in bpmf else {"": bpmf}
+    candidates = [("cfexp SGD fast recipe", fast), *((f"cfexp bpmf ({k})", v) for k, v in runs.items())]
     for label, m in candidates:
         if "error" in m or not m:
             rows.append(f"| {label} | not measured: {m.get('error', 'missing')} | - | - |")
