@@ -11,6 +11,7 @@ import optuna
 
 from cfexp import data
 from cfexp.errors import UserError
+from cfexp.models import get_variant
 from cfexp.report import figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
 from cfexp.report.sections import Section, fmt, md_table
@@ -158,7 +159,7 @@ def study_sections(studies: list[Study], folder: Path) -> list[Section]:
                     + "."
                 )
         if st.best:
-            fixed = ", ".join(f"{k} {st.best.params.get(k)}" for k in ("init", "optimizer", "batch_size", "schedule"))
+            fixed = _fixed_settings(st)
             s.add(
                 f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), val MSE "
                 f"{fmt(st.best.best_val_loss)}; fixed settings: {fixed}."
@@ -220,7 +221,19 @@ def init_section(studies: list[Study], stores: Stores, folder: Path) -> Section 
     return s
 
 
+def _fixed_settings(st: Study) -> str:
+    """The best trial's settings that the study did not tune, in the terms of the variant's trainer."""
+    params = st.best.params
+    variant = get_variant(st.variant)
+    if variant.trainer == "gibbs":
+        burn_in = params.get("burn_in", variant.options["burn_in"])
+        return f"init {params.get('init')}, {params.get('epochs')} Gibbs sweeps, burn_in {burn_in}"
+    return ", ".join(f"{k} {params.get(k)}" for k in ("init", "optimizer", "batch_size", "schedule"))
+
+
 def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path, user_id: int | None) -> Section | None:
+    # The lesson's biased models: bpmf has biases too, but its prior's learned mean lets the factors carry part of
+    # each movie's effect, so its bias column alone does not rank movies.
     with_bias = [st for st in studies if st.best and st.variant.startswith("dot_bias")]
     if not with_bias:
         return None
@@ -229,7 +242,11 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
     if model is None:
         return None
     s = Section("7. What the best model learned")
-    s.add(f"From `{best.best.name}` (MLflow run `{best.best.run_id}`), the best model with biases.")
+    s.add(
+        f"From `{best.best.name}` (MLflow run `{best.best.run_id}`), the best of the lesson's models with biases. "
+        "(bpmf has a bias per movie too, but the mean of its prior, drawn from the data, lets its factors carry "
+        "part of each movie's effect, so its bias column alone does not rank movies.)"
+    )
     threshold = learned.bias_threshold(ratings)
     high, low = learned.movie_biases(model, ratings, threshold)
     for label, table in (("Highest", high), ("Lowest", low)):
