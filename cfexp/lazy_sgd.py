@@ -146,6 +146,7 @@ def train_epoch(
     batches = [(rows[i], ratings[i * bs : (i + 1) * bs]) for i in range(len(rows))]
     if full < n:
         batches.append((torch.cat([users[full:], movies[full:] + lazy.n_users]), ratings[full:]))
+    two_over = {len(y): torch.tensor(2 / len(y), device=ratings.device) for _, y in batches[-2:]}
     for (batch_rows, y), catch_up in zip(batches, lazy.plan([b for b, _ in batches]), strict=True):
         current = lazy.gather(batch_rows, catch_up)
         params = current[:, 0]
@@ -153,7 +154,8 @@ def train_epoch(
         pred, slope, jac = model.score_jacobian(params[:b], params[b:])
         err = pred - y
         total.add_(torch.dot(err, err), alpha=1 / b)
-        coef = err.mul_(2 / b) if slope is None else err.mul_(slope).mul_(2 / b)
+        # d mean(err²) / d err = 2 err / b (a tensor: a Python float would be copied into one every batch)
+        coef = err.mul_(two_over[b]) if slope is None else err.mul_(slope).mul_(two_over[b])
         # Both halves (user rows, movie rows) scale by the same per-example coefficient: a view, not a copy.
         grad = jac.view(2, b, -1).mul_(coef.view(1, b, 1)).view(2 * b, -1)
         if row_l2:

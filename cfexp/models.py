@@ -153,6 +153,10 @@ class EmbeddingDotBias(EmbeddingModel):
         self.n_factors = n_factors
         self.y_range = tuple(y_range) if y_range is not None else None
         self.register_buffer("bias_column", torch.tensor([n_factors]), persistent=False)
+        # y_range as tensors: multiplying by a Python float costs a scalar-to-tensor copy on every small batch
+        low, high = self.y_range or (0.0, 1.0)
+        self.register_buffer("range_low", torch.tensor(float(low)), persistent=False)
+        self.register_buffer("range_width", torch.tensor(float(high - low)), persistent=False)
 
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         f = self.n_factors
@@ -166,9 +170,9 @@ class EmbeddingDotBias(EmbeddingModel):
         res = torch.linalg.vecdot(u, jac[: len(u)]).add_(m[:, self.n_factors])
         if self.y_range is None:
             return res, None, jac
-        low, high = self.y_range
         s = torch.sigmoid(res)
-        return s * (high - low) + low, torch.addcmul(s, s, s, value=-1).mul_(high - low), jac
+        slope = torch.addcmul(s, s, s, value=-1).mul_(self.range_width)
+        return torch.addcmul(self.range_low, s, self.range_width), slope, jac
 
 
 class BayesianMF(EmbeddingModel):
