@@ -12,6 +12,7 @@ from cfexp import data as cfdata
 from cfexp import gibbs
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
+from cfexp.errors import UserError
 from cfexp.models import Init, build_model, get_variant
 from cfexp.train import Callback, FitResult, Recipe, evaluate, fit, resolve_device
 
@@ -51,7 +52,7 @@ def resolved(run: RunConfig, data: SplitTensors) -> RunConfig:
 def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
     """The run's model, initialised from its seed (y_range defaults to the data's rating range)."""
     torch.manual_seed(run.seed)
-    return build_model(
+    model = build_model(
         run.variant,
         data.ratings.n_users,
         data.ratings.n_movies,
@@ -60,6 +61,12 @@ def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
         y_range=run.y_range or data.ratings.rating_range,
         options=run.options,
     )
+    if get_variant(run.variant).trainer == "gibbs" and run.epochs <= model.burn_in:
+        raise UserError(
+            f"run {run.name!r}: {run.epochs} Gibbs sweep(s) keep no draw after burn_in = {model.burn_in}; "
+            "give it more epochs or a shorter burn_in"
+        )
+    return model
 
 
 def fit_run(run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = ()) -> tuple[nn.Module, FitResult]:

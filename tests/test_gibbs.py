@@ -134,3 +134,10 @@ def test_bpmf_beats_tuned_sgd_on_the_lesson_split(ratings):
     assert result.status == "completed"
     assert result.val_loss < 0.735, result.val_loss
     assert math.isclose(train.evaluate(model, tensors.val)["mse"], result.val_loss, abs_tol=1e-5)
+
+
+def test_too_few_sweeps_for_the_burn_in_is_a_user_error(ratings):
+    tensors = runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
+    raw = dict(variant="bpmf", schedule="constant", epochs=3, lr=1.0, options={"burn_in": 3})
+    with pytest.raises(UserError, match="keep no draw after burn_in = 3"):
+        runner.build_for(runner.resolved(resolve_run(raw, "test"), tensors), tensors)
