@@ -77,7 +77,7 @@ def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
         f"60 sweeps. Surprise: SVD({config}), trainset build and fit. "
         "Target: ≤ 1.0 s and ≤ 1/3 of Surprise's time.",
         "",
-        "| | seconds to target | at epoch | best val MSE (epochs run) |",
+        "| | seconds to target | at epoch (from 0) | best val MSE (epochs run) |",
         "|---|---|---|---|",
     ]
     if "error" in surprise:

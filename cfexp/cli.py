@@ -141,7 +141,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
     results, records = [], []
     for run, tensors in runs:
         tags = {"cfexp.experiment": experiment.name, "cfexp.variant": run.variant, "cfexp.role": "train"}
-        run_id = tracker.start_run(run.name, run.params(), {**tags, "dataset.digest": ratings.digest})
+        run_id = tracker.start_run(run.name, runner.params(run), {**tags, "dataset.digest": ratings.digest})
         callbacks = [tracker.epoch_logger(run_id)] + ([] if args.quiet else [EpochProgress(run.name)])
         try:
             model, result = runner.fit_run(run, tensors, callbacks)
@@ -151,7 +151,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
         state = "FAIL" if result.status == "diverged" else "COMPLETE"
         if state == "COMPLETE":
             tracker.log_model(run_id, *predictor_for(model, ratings))
-        tracker.close_run(run_id, run.params(), result, state, result.reason)
+        tracker.close_run(run_id, runner.params(run), result, state, result.reason)
         if not args.quiet:
             print_history(run.name, result)
         results.append((run, result))

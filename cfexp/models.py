@@ -243,12 +243,18 @@ class Variant:
 
     @property
     def ignores(self) -> frozenset[str]:
-        """Run settings this variant's trainer does not use."""
+        """Searchable run settings this variant's trainer does not use."""
         return SGD_ONLY if self.trainer == "gibbs" else frozenset()
+
+    @property
+    def unused_settings(self) -> frozenset[str]:
+        """Run settings this variant's trainer does not use, searchable or not: not logged as its params."""
+        return SGD_ONLY | SGD_RECIPE if self.trainer == "gibbs" else frozenset()
 
 
 REGISTRY: dict[str, Variant] = {}
 SGD_ONLY = frozenset({"lr", "weight_decay", "row_l2", "momentum", "batch_size"})
+SGD_RECIPE = frozenset({"optimizer", "lazy_sgd", "one_cycle", "schedule"})
 
 BASE_SPACE = {
     "n_factors": Param("int", 8, 256, log=True),

@@ -49,6 +49,12 @@ def resolved(run: RunConfig, data: SplitTensors) -> RunConfig:
     return replace(run, init=str(Init.parse(run.init or variant.init)), y_range=y_range, device=str(data.device))
 
 
+def params(run: RunConfig) -> dict:
+    """The run's settings as its params, less those its variant's trainer does not use (a sampler has no lr)."""
+    unused = get_variant(run.variant).unused_settings
+    return {k: v for k, v in run.params().items() if k not in unused}
+
+
 def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
     """The run's model, initialised from its seed (y_range defaults to the data's rating range)."""
     torch.manual_seed(run.seed)

@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from cfexp import runner
+
 
 def run_record(run, result, mlflow_run_id: str | None = None, state: str | None = None, reason: str = "") -> dict:
     """One run (a RunConfig and its FitResult, which may be None if it broke before training)."""
@@ -15,7 +17,7 @@ def run_record(run, result, mlflow_run_id: str | None = None, state: str | None 
     record = {
         "name": run.name,
         "variant": run.variant,
-        "params": run.params(),
+        "params": runner.params(run),
         "history": result.history if result else [],
         "val_loss": result.val_loss if result else math.nan,
         "best_val_loss": result.best_val_loss if result else math.nan,

@@ -165,7 +165,7 @@ class Sweep:
             named = replace(with_params(spec.run, params), name=f"{spec.name}-t{trial.number}")
             run = runner.resolved(named, self.data)
             run_tags = {**tags, "optuna.trial": trial.number, "dataset.digest": self.data.ratings.digest}
-            child = self.tracker.start_run(run.name, run.params(), run_tags, parent_id=outcome.parent_id)
+            child = self.tracker.start_run(run.name, runner.params(run), run_tags, parent_id=outcome.parent_id)
             trial.set_user_attr("mlflow_run_id", child)
             logger = self.tracker.epoch_logger(child)
             callbacks = [logger, Pruning(trial)] + ([self.progress.epochs(run)] if self.progress else [])
@@ -182,7 +182,7 @@ class Sweep:
             history = result.history if result else []
             trial.set_user_attr("history", history)
             trial.set_user_attr("seconds", result.seconds if result else 0.0)
-            self.tracker.close_run(child, run.params(), result, verdict, reason)
+            self.tracker.close_run(child, runner.params(run), result, verdict, reason)
             outcome.records.append({**run_record(run, result, child, verdict, reason), "trial": trial.number})
             if verdict == "PRUNED":
                 raise optuna.TrialPruned(reason)

@@ -245,6 +245,9 @@ def test_a_gibbs_sampled_study_logs_like_any_other(tiny):
     study = optuna.load_study(study_name="tiny/bayes", storage=journal())
     assert len(study.trials) == 2 and set(study.best_trial.params) == {"n_factors", "noise_precision"}
     best_run = study.best_trial.user_attrs["mlflow_run_id"]
+    params = client.get_run(best_run).data.params
+    assert {"n_factors", "noise_precision", "epochs", "init"} <= set(params)
+    assert not {"lr", "optimizer", "momentum", "batch_size", "row_l2"} & set(params)  # a sampler has none of these
     sweeps = client.get_metric_history(best_run, "noise_precision")
     assert [m.step for m in sweeps] == list(range(6))
     assert [m.value for m in sweeps] == [pytest.approx(study.best_trial.params["noise_precision"])] * 6
