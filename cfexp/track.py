@@ -221,26 +221,30 @@ class Tracker:
         self.later(self.client.set_terminated, run_id, STATUS[state])
 
     def log_model(self, run_id: str, model, example) -> None:
-        """Log a torch model so that `mlflow.pytorch.load_model` (or pyfunc) loads it back and predicts."""
-        self.flush()
-        with self.timed():
-            import mlflow.pytorch
-            import torch
-            from mlflow.models import infer_signature
+        """Log a torch model so that `mlflow.pytorch.load_model` (or pyfunc) loads it back and predicts.
 
-            with torch.no_grad():
-                signature = infer_signature(example.numpy(), model(example).numpy())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with mlflow.start_run(run_id=run_id):
-                    mlflow.pytorch.log_model(
-                        model,
-                        name="model",
-                        signature=signature,
-                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "cfexp"],
-                        serialization_format="pickle",
-                    )
-            # start_run(run_id=...) ends the run FINISHED; that is the state a run with the best model has.
+        On the background thread, so the caller must not change `model` afterwards (the sweep hands over a copy).
+        MLflow keeps the fluent API's active run per thread, so `start_run` there does not touch the caller's."""
+        self.later(self._log_model, run_id, model, example)
+
+    def _log_model(self, run_id: str, model, example) -> None:
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.no_grad():
+            signature = infer_signature(example.numpy(), model(example).numpy())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mlflow.start_run(run_id=run_id):
+                mlflow.pytorch.log_model(
+                    model,
+                    name="model",
+                    signature=signature,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "cfexp"],
+                    serialization_format="pickle",
+                )
+        # start_run(run_id=...) ends the run FINISHED; that is the state a run with the best model has.
 
 
 class EpochLogger:
