@@ -1,5 +1,7 @@
-// Screenshot of the MLflow run comparison (parallel coordinates over n_factors, lr, row_l2 -> best_val_loss).
-// Usage: npm install playwright-core; node docs/screenshot_ui.js URL docs/mlflow-compare.png   (Debian chromium)
+// Screenshot of the MLflow run comparison (parallel coordinates over some params -> one metric).
+// Usage: npm install playwright-core; node docs/screenshot_ui.js URL docs/mlflow-compare.png [PARAMS] [METRIC]
+// (Debian chromium). PARAMS is comma-separated, default n_factors; METRIC defaults to best_val_loss. Runs that lack
+// a chosen param (bpmf has no lr or row_l2) are drawn at the top of that axis, so choose params every run has.
 const { chromium } = require('playwright-core');
 (async () => {
   const url = process.argv[2];  // a compare-runs URL of the MLflow UI that `make ui` serves
@@ -26,8 +28,8 @@ const { chromium } = require('playwright-core');
     await page.waitForTimeout(400);
     await page.keyboard.press('Escape');
   }
-  for (const p of ['n_factors', 'lr', 'row_l2']) await pick(0, p);
-  await pick(1, 'best_val_loss');
+  for (const p of (process.argv[4] || 'n_factors').split(',')) await pick(0, p);
+  await pick(1, process.argv[5] || 'best_val_loss');
   await page.waitForTimeout(2000);
   await page.screenshot({ path: process.argv[3], fullPage: false });
   await browser.close();
