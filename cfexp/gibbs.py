@@ -2,9 +2,9 @@
 
 Each "epoch" is one Gibbs sweep: Normal-Wishart hyperparameters for each side, then every user's row (factors
 and bias) from its Gaussian conditional in one batched Cholesky solve, then every movie's. After `burn_in`
-sweeps each draw is kept; the prediction is the average of the kept draws' predictions. That average is itself
-a biased dot product over the concatenated draws (scaled by 1/sqrt(draws)), which is what the fitted model holds,
-so the predictor, the model logger and the report read it like any other biased factorization.
+sweeps every `thin`-th draw is kept; the prediction is the average of the kept draws' predictions. That average is
+itself a biased dot product over the concatenated draws (scaled by 1/sqrt(draws)), which is what the fitted model
+holds, so the predictor, the model logger and the report read it like any other biased factorization.
 """
 
 from __future__ import annotations
@@ -222,8 +222,9 @@ def fit(model, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Se
                     shape, rate = NOISE_PRIOR
                     noise_precision = float(rng.gamma(shape + len(train) / 2, 1.0 / (rate + sse / 2)))
                 prediction = _predict(user_rows, movie_rows, val.users, val.movies)
-                if epoch >= model.burn_in:
+                if epoch >= model.burn_in and (epoch - model.burn_in) % model.thin == 0:
                     draws.keep(user_rows, movie_rows, prediction)
+                if len(draws):  # the model's prediction: the kept draws' average (else, in the burn-in, this draw)
                     prediction = draws.val_sum / len(draws)
                 err = (prediction + offset).clamp_(low, high) - val.ratings
                 mse = float(err.double().square().mean())

@@ -184,7 +184,7 @@ class BayesianMF(EmbeddingModel):
     user_tables = ("u", "ub")
     movie_tables = ("m", "mb")
 
-    def __init__(self, n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in):
+    def __init__(self, n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin=1):
         super().__init__()
         self.u = nn.Embedding(n_users, n_factors)
         self.m = nn.Embedding(n_movies, n_factors)
@@ -192,7 +192,8 @@ class BayesianMF(EmbeddingModel):
         self.mb = nn.Embedding(n_movies, 1)
         self.register_buffer("offset", torch.zeros(()))
         self.y_range = tuple(y_range)
-        self.noise_precision, self.learn_noise, self.burn_in = float(noise_precision), bool(learn_noise), burn_in
+        self.noise_precision, self.learn_noise = float(noise_precision), bool(learn_noise)
+        self.burn_in, self.thin = burn_in, thin
 
     def set_posterior(self, user_factors, user_bias, movie_factors, movie_bias, offset: float) -> None:
         self.u = nn.Embedding.from_pretrained(user_factors, freeze=False)
@@ -317,9 +318,9 @@ def _nn(n_users, n_movies, n_factors, y_range, sparse, *, hidden=64, dropout=0.1
         "noise_precision": Param("float", 1.2, 3.0, log=True),
     },
 )
-def _bpmf(n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0, learn_noise=False, burn_in=4):
+def _bpmf(n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0, learn_noise=False, burn_in=4, thin=1):
     """Bayesian biased MF by Gibbs sampling (BPMF), the average of its posterior draws clipped to y_range."""
-    return BayesianMF(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in)
+    return BayesianMF(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin)
 
 
 def get_variant(name: str) -> Variant:
@@ -363,6 +364,7 @@ def check_hyperparameters(
     noise_precision=None,
     learn_noise=None,
     burn_in=None,
+    thin=None,
     **_options,
 ) -> None:
     if n_factors is not None and (int(n_factors) != n_factors or n_factors < 1):
@@ -380,3 +382,5 @@ def check_hyperparameters(
         raise UserError(f"learn_noise must be true or false, got {learn_noise!r}")
     if burn_in is not None and (not isinstance(burn_in, int) or isinstance(burn_in, bool) or burn_in < 0):
         raise UserError(f"burn_in must be an integer >= 0, got {burn_in!r}")
+    if thin is not None and (not isinstance(thin, int) or isinstance(thin, bool) or thin < 1):
+        raise UserError(f"thin must be an integer >= 1, got {thin!r}")

@@ -78,6 +78,15 @@ def test_model_predicts_what_the_sampler_reported(small):
     assert train.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
 
 
+def test_thinning_keeps_every_nth_draw_and_scores_what_it_keeps(small):
+    _, _, va = small
+    model, result = fit(small, sweeps=9, burn_in=2, thin=3)  # keeps the draws of sweeps 2, 5 and 8
+    assert [h["draws"] for h in result.history] == [0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert result.history[3]["val_loss"] == result.history[2]["val_loss"]  # no new draw: the same average
+    assert model.u.weight.shape[1] == 3 * 4
+    assert train.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
+
+
 def test_same_seed_same_chain(small):
     _, first = fit(small, sweeps=4, burn_in=1)
     _, second = fit(small, sweeps=4, burn_in=1)
@@ -115,6 +124,7 @@ def test_a_callback_can_stop_sampling_in_the_burn_in(small):
         ({"noise_precision": 0}, "noise_precision must be a number > 0"),
         ({"burn_in": -1}, "burn_in must be an integer >= 0"),
         ({"learn_noise": "yes"}, "learn_noise must be true or false"),
+        ({"thin": 0}, "thin must be an integer >= 1"),
         ({"lr": 0.1}, "has no option(s) lr"),
     ],
 )

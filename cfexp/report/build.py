@@ -226,8 +226,8 @@ def _fixed_settings(st: Study) -> str:
     params = st.best.params
     variant = get_variant(st.variant)
     if variant.trainer == "gibbs":
-        burn_in = params.get("burn_in", variant.options["burn_in"])
-        return f"init {params.get('init')}, {params.get('epochs')} Gibbs sweeps, burn_in {burn_in}"
+        kept = ", ".join(f"{k} {params.get(k, variant.options[k])}" for k in ("burn_in", "thin"))
+        return f"init {params.get('init')}, {params.get('epochs')} Gibbs sweeps, {kept}"
     return ", ".join(f"{k} {params.get(k)}" for k in ("init", "optimizer", "batch_size", "schedule"))
 
 
