@@ -179,6 +179,36 @@ class _Draws:
         del self.users[count:], self.movies[count:]
 
 
+class _BestSweep:
+    """The sweep with the lowest val loss so far, and what the model was then: its first `draws` kept draws, or
+    (in the burn-in, before any was kept) that sweep's own draw."""
+
+    def __init__(self):
+        self.epoch: int | None = None
+        self.loss = math.inf
+        self.draws = 0
+        self.rows: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, epoch: int, loss: float, draws: _Draws, user_rows, movie_rows) -> bool:
+        """Record the sweep if it is the best so far; True when it was."""
+        if not loss < self.loss:
+            return False
+        self.epoch, self.loss, self.draws = epoch, loss, len(draws)
+        self.rows = None if len(draws) else (user_rows.clone(), movie_rows.clone())
+        return True
+
+    def restore(self, draws: _Draws) -> None:
+        draws.truncate(self.draws)
+        if self.rows is not None:
+            draws.users, draws.movies = [self.rows[0]], [self.rows[1]]
+
+
+def _val_scores(prediction: torch.Tensor, val: TensorPart, y_range: tuple[float, float]) -> dict[str, float]:
+    err = prediction.clamp(*y_range) - val.ratings
+    mse = float(err.double().square().mean())
+    return {"val_loss": mse, "val_rmse": math.sqrt(mse), "val_mae": float(err.double().abs().mean())}
+
+
 def _posterior_mean_into(model, users: list[torch.Tensor], movies: list[torch.Tensor], offset: float) -> None:
     """Set the model's tables to the average of the draws: a dot product over the draws' factors, side by side."""
     scale = 1.0 / math.sqrt(len(users))
@@ -207,9 +237,8 @@ def fit(model, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Se
         movie_rows = torch.cat([model.m.weight, model.mb.weight], 1).float()
         user_rows[:, -1] = movie_rows[:, -1] = 0.0  # biases start at 0: a random start costs sweeps (measured)
     noise_precision = float(model.noise_precision)
-    low, high = model.y_range
     draws = _Draws(len(val), device)
-    best = {"epoch": None, "loss": math.inf, "draws": 0, "rows": None}
+    best = _BestSweep()
     result = FitResult(status="completed")
     notify(callbacks, "on_fit_start", model, recipe)
     started = time.perf_counter()
@@ -226,14 +255,12 @@ def fit(model, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Se
                     draws.keep(user_rows, movie_rows, prediction)
                 if len(draws):  # the model's prediction: the kept draws' average (else, in the burn-in, this draw)
                     prediction = draws.val_sum / len(draws)
-                err = (prediction + offset).clamp_(low, high) - val.ratings
-                mse = float(err.double().square().mean())
+                scores = _val_scores(prediction + offset, val, model.y_range)
+                mse = scores["val_loss"]
                 metrics = {
                     "epoch": epoch,
                     "train_loss": sse / len(train),
-                    "val_loss": mse,
-                    "val_rmse": math.sqrt(mse),
-                    "val_mae": float(err.double().abs().mean()),
+                    **scores,
                     "noise_precision": noise_precision,
                     "draws": len(draws),
                     "seconds": time.perf_counter() - epoch_started,
@@ -244,21 +271,17 @@ def fit(model, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Se
                 notify(callbacks, "on_epoch_end", epoch, metrics)
                 if result.status == "diverged":
                     break
-                if mse < best["loss"]:
-                    rows = None if len(draws) else (user_rows.clone(), movie_rows.clone())
-                    best = {"epoch": epoch, "loss": mse, "draws": len(draws), "rows": rows}
-                elif recipe.patience and epoch - best["epoch"] >= recipe.patience:
-                    result.reason = f"early stop at sweep {epoch}: no better val loss since sweep {best['epoch']}"
+                improved = best.update(epoch, mse, draws, user_rows, movie_rows)
+                if not improved and recipe.patience and epoch - best.epoch >= recipe.patience:
+                    result.reason = f"early stop at sweep {epoch}: no better val loss since sweep {best.epoch}"
                     break
     except StopTraining as stop:
         result.status, result.reason = "stopped", str(stop)
     except FloatingPointError as exc:
         result.status, result.reason = "diverged", f"{exc} at sweep {len(result.history)}"
-    result.best_epoch = best["epoch"]
-    if recipe.restore_best and best["epoch"] is not None:
-        draws.truncate(best["draws"])
-        if best["rows"] is not None:
-            draws.users, draws.movies = [best["rows"][0]], [best["rows"][1]]
+    result.best_epoch = best.epoch
+    if recipe.restore_best and best.epoch is not None:
+        best.restore(draws)
     if not len(draws):  # stopped in the burn-in: the model is the last draw
         draws.users, draws.movies = [user_rows], [movie_rows]
     _posterior_mean_into(model, draws.users, draws.movies, offset)

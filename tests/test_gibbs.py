@@ -18,14 +18,14 @@ def small(small_dir):
     return ratings, data.tensors(ratings, split.train), data.tensors(ratings, split.val)
 
 
-def fit(small, sweeps=8, callbacks=(), n_factors=4, restore_best=False, **options):
+def fit(small, sweeps=8, callbacks=(), n_factors=4, restore_best=False, patience=0, **options):
     ratings, tr, va = small
     torch.manual_seed(0)
     model = models.build_model(
         "bpmf", ratings.n_users, ratings.n_movies, n_factors=n_factors, init="normal(0, 0.3)",
         y_range=ratings.rating_range, options=options,
     )  # fmt: skip
-    recipe = train.Recipe(phases=((sweeps, 1.0),), device="cpu", seed=3, restore_best=restore_best)
+    recipe = train.Recipe(phases=((sweeps, 1.0),), device="cpu", seed=3, restore_best=restore_best, patience=patience)
     return model, gibbs.fit(model, tr, va, recipe, callbacks)
 
 
@@ -100,6 +100,12 @@ def test_restore_best_keeps_the_draws_up_to_the_best_sweep(small):
     assert result.best_epoch < 9 and best["val_loss"] < result.history[-1]["val_loss"]
     assert model.u.weight.shape[1] == best["draws"] * 4
     assert train.evaluate(model, va)["mse"] == pytest.approx(best["val_loss"], abs=1e-5)
+
+
+def test_patience_stops_the_chain_and_says_why(small):
+    _, result = fit(small, sweeps=30, burn_in=0, noise_precision=40.0, patience=2)  # overfits: val soon rises
+    assert len(result.history) < 30 and result.reason.startswith("early stop at sweep")
+    assert len(result.history) - 1 - result.best_epoch == 2
 
 
 def test_learned_noise_precision_moves_and_is_logged(small):
