@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cfexp.models import EmbeddingModel
+from cfexp.modules import EmbeddingModel
 
 
 class LazySGD:

@@ -1,0 +1,145 @@
+"""The variants' torch modules: embedding tables for users and movies, and how each scores a (user, movie) pair."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _sigmoid_range(x: torch.Tensor, y_range: tuple[float, float] | None) -> torch.Tensor:
+    if y_range is None:
+        return x
+    low, high = y_range
+    return torch.sigmoid(x) * (high - low) + low
+
+
+class EmbeddingModel(nn.Module):
+    """A model of user and movie embedding rows: `forward` looks the rows up, `score` turns them into ratings.
+
+    Splitting the two lets a trainer gather rows itself (e.g. for lazily-regularized sparse updates) and reuse
+    the variant's own scoring.
+    """
+
+    user_tables: tuple[str, ...] = ("u",)
+    movie_tables: tuple[str, ...] = ("m",)
+
+    def tables(self) -> tuple[list[nn.Embedding], list[nn.Embedding]]:
+        return [getattr(self, n) for n in self.user_tables], [getattr(self, n) for n in self.movie_tables]
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        user_side, movie_side = self.tables()
+        u = torch.cat([e(users) for e in user_side], 1) if len(user_side) > 1 else user_side[0](users)
+        m = torch.cat([e(movies) for e in movie_side], 1) if len(movie_side) > 1 else movie_side[0](movies)
+        return self.score(u, m)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # A variant whose score is link(raw) with raw bilinear in the rows may also define
+    # score_jacobian(u, m) -> (score, link'(raw) or None, d raw / d [u; m] stacked as (2B, width)),
+    # so that a trainer can skip autograd, whose per-op overhead dominates at small batch sizes.
+
+
+class EmbeddingDot(EmbeddingModel):
+    """The lesson's EmbeddingDot: rating = user factors · movie factors."""
+
+    def __init__(self, n_users: int, n_movies: int, n_factors: int, sparse: bool = False):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors, sparse=sparse)
+        self.m = nn.Embedding(n_movies, n_factors, sparse=sparse)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return (u * m).sum(1)
+
+    def score_jacobian(self, u: torch.Tensor, m: torch.Tensor):
+        return (u * m).sum(1), None, torch.cat([m, u])
+
+
+class EmbeddingDotBias(EmbeddingModel):
+    """Dot product plus user and movie biases, optionally squashed by a sigmoid into y_range."""
+
+    user_tables = ("u", "ub")
+    movie_tables = ("m", "mb")
+
+    def __init__(self, n_users: int, n_movies: int, n_factors: int, y_range=None, sparse: bool = False):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors, sparse=sparse)
+        self.m = nn.Embedding(n_movies, n_factors, sparse=sparse)
+        self.ub = nn.Embedding(n_users, 1, sparse=sparse)
+        self.mb = nn.Embedding(n_movies, 1, sparse=sparse)
+        self.n_factors = n_factors
+        self.y_range = tuple(y_range) if y_range is not None else None
+        self.register_buffer("bias_column", torch.tensor([n_factors]), persistent=False)
+        # y_range as tensors: multiplying by a Python float costs a scalar-to-tensor copy on every small batch
+        low, high = self.y_range or (0.0, 1.0)
+        self.register_buffer("range_low", torch.tensor(float(low)), persistent=False)
+        self.register_buffer("range_width", torch.tensor(float(high - low)), persistent=False)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        f = self.n_factors
+        res = (u[:, :f] * m[:, :f]).sum(1) + u[:, f] + m[:, f]
+        return _sigmoid_range(res, self.y_range)
+
+    def score_jacobian(self, u: torch.Tensor, m: torch.Tensor):
+        # d res / d u = [m's factors, 1] and d res / d m = [u's factors, 1]
+        jac = torch.cat([m, u]).index_fill_(1, self.bias_column, 1.0)
+        # u · [m's factors, 1] is the factor product plus the user bias; add the movie bias
+        res = torch.linalg.vecdot(u, jac[: len(u)]).add_(m[:, self.n_factors])
+        if self.y_range is None:
+            return res, None, jac
+        s = torch.sigmoid(res)
+        slope = torch.addcmul(s, s, s, value=-1).mul_(self.range_width)
+        return torch.addcmul(self.range_low, s, self.range_width), slope, jac
+
+
+class BayesianMF(EmbeddingModel):
+    """Biased matrix factorization averaged over posterior draws (cfexp.gibbs fits it), clipped to y_range.
+
+    Before fitting, the tables hold the sampler's starting point; after, the posterior mean: `u` and `m` are the
+    kept draws' factors side by side, scaled by 1/sqrt(draws), so that u · m is the draws' average product."""
+
+    user_tables = ("u", "ub")
+    movie_tables = ("m", "mb")
+
+    def __init__(self, n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin=1):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors)
+        self.m = nn.Embedding(n_movies, n_factors)
+        self.ub = nn.Embedding(n_users, 1)
+        self.mb = nn.Embedding(n_movies, 1)
+        self.register_buffer("offset", torch.zeros(()))
+        self.y_range = tuple(y_range)
+        self.noise_precision, self.learn_noise = float(noise_precision), bool(learn_noise)
+        self.burn_in, self.thin = burn_in, thin
+
+    def set_posterior(self, user_factors, user_bias, movie_factors, movie_bias, offset: float) -> None:
+        self.u = nn.Embedding.from_pretrained(user_factors, freeze=False)
+        self.m = nn.Embedding.from_pretrained(movie_factors, freeze=False)
+        self.ub = nn.Embedding.from_pretrained(user_bias, freeze=False)
+        self.mb = nn.Embedding.from_pretrained(movie_bias, freeze=False)
+        self.offset.fill_(offset)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        f = u.shape[1] - 1
+        res = torch.linalg.vecdot(u[:, :f], m[:, :f]) + u[:, f] + m[:, f] + self.offset
+        return res.clamp(*self.y_range)
+
+
+class EmbeddingNN(EmbeddingModel):
+    """fastai's EmbeddingNN idea: concatenated embeddings → MLP → sigmoid into y_range."""
+
+    def __init__(self, n_users, n_movies, n_factors, y_range, hidden: int, dropout: float, sparse=False):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors, sparse=sparse)
+        self.m = nn.Embedding(n_movies, n_factors, sparse=sparse)
+        self.mlp = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(2 * n_factors, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
+        self.y_range = tuple(y_range)
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return _sigmoid_range(self.mlp(torch.cat([u, m], 1)).squeeze(1), self.y_range)
