@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cfexp import data, runner, train
-from cfexp.config import load_experiment, resolve_run
+from cfexp.config import RunConfig, load_experiment, resolve_run
+from cfexp.search_space import with_params
 
 ROOT = Path(__file__).parents[1]
 SEED_EXPERIMENT = ROOT / "experiments" / "seed_reproduction.toml"
@@ -58,9 +60,6 @@ BPMF_FAST_RUN = {
     "options": {"noise_precision": 1.5, "burn_in": 2},
     "seed": 42,
 }
-# The default sweep's bpmf study point (enqueued there), run for its 60 sweeps.
-BPMF_STUDY_RUN = {**BPMF_FAST_RUN, "name": "bpmf-study", "n_factors": 20, "epochs": 60}
-BPMF_STUDY_RUN["options"] = {"noise_precision": 1.8}
 SURPRISE = {"n_factors": 265, "n_epochs": 81, "lr_all": 0.00747, "reg_all": 0.0811}
 FASTAI_STAND_IN = "fastai v2 collab_learner (50 factors, y_range (0, 5.5), fit_one_cycle(5, 5e-3, wd=0.1), batch 64)"
 
@@ -117,10 +116,10 @@ class _Reached(train.Callback):
                 raise train.StopTraining("target reached")
 
 
-def time_to_target(raw_run: dict, device: str, stop: bool = True) -> dict:
+def time_to_target(run: RunConfig, device: str, stop: bool = True) -> dict:
     """Seconds from loaded data until val MSE <= TARGET (then stop, unless asked to run on), and the best MSE."""
     _, tensors = seed_tensors(device)
-    run = runner.resolved(resolve_run({**raw_run, "device": device}, "bench"), tensors)
+    run = runner.resolved(replace(run, device=device), tensors)
     started = time.perf_counter()
     reached = _Reached(started, stop)
     _, result = runner.fit_run(run, tensors, [reached])
@@ -135,12 +134,19 @@ def time_to_target(raw_run: dict, device: str, stop: bool = True) -> dict:
 
 def measure_fast(device: str) -> dict:
     """b. cfexp's fast SGD recipe (the default sweep's best SGD configuration)."""
-    return time_to_target(FAST_RUN, device)
+    return time_to_target(resolve_run(dict(FAST_RUN), "bench"), device)
+
+
+def sweep_study_point(name: str) -> RunConfig:
+    """A study of the default sweep at the point it enqueues first, as one run."""
+    spec = next(s for s in load_experiment(SWEEP_EXPERIMENT).sweep.studies if s.name == name)
+    return with_params(spec.run, spec.enqueue[0])
 
 
 def measure_bpmf(device: str) -> dict:
     """b. Bayesian MF by Gibbs sampling: the time-to-target configuration, and the sweep's study point in full."""
-    return {"fast": time_to_target(BPMF_FAST_RUN, device), "study": time_to_target(BPMF_STUDY_RUN, device, False)}
+    fast = time_to_target(resolve_run(dict(BPMF_FAST_RUN), "bench"), device)
+    return {"fast": fast, "study": time_to_target(sweep_study_point("bpmf"), device, stop=False)}
 
 
 def measure_surprise(device: str) -> dict:

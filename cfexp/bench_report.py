@@ -73,7 +73,8 @@ def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
         "building the model and the sampler's sparse matrices. The SGD fast recipe is the default sweep's best SGD "
         "configuration (dot_bias_sigmoid, 129 factors, lazy SGD at batch 1024, row_l2 0.0605, 20 epochs at lr 0.831 "
         "then 8 at 0.0831). bpmf (fast) is Bayesian MF by Gibbs sampling at rank 8, noise precision 1.5, burn-in 2; "
-        "bpmf (study point) is the default sweep's enqueued bpmf point (rank 20, noise precision 1.8), run for all "
+        "bpmf (study point) is the default sweep's enqueued bpmf point, read from experiments/variants.toml "
+        "(rank 20, noise precision 1.8), run for all "
         f"60 sweeps. Surprise: SVD({config}), trainset build and fit. "
         "Target: ≤ 1.0 s and ≤ 1/3 of Surprise's time.",
         "",
