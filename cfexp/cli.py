@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -11,20 +12,45 @@ from pathlib import Path
 
 from cfexp import __version__
 from cfexp.errors import UserError
+from cfexp.redact import redact
 from cfexp.summary import run_record, write_atomically, write_summary
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the running trial is given up cleanly and retried by the next sweep."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args) or 0
     except UserError as exc:
-        print(f"cfexp: error: {exc}", file=sys.stderr)
+        print(f"cfexp: error: {redact(exc)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("cfexp: terminated; rerun the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("cfexp: interrupted", file=sys.stderr)
+        print("cfexp: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from cfexp.track import TrackingError
+
+        if not isinstance(exc, TrackingError):
+            raise
+        print(
+            f"cfexp: error: the tracking store failed: {redact(exc)}; what was logged is kept, rerun to resume",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, help="trial budget per study (a rerun tops a study up to it)")
     sweep.add_argument("--timeout", type=float, help="seconds per study")
     sweep.add_argument("--storage", help="an Optuna RDB URL (e.g. postgresql://...), or a journal file path")
+    sweep.add_argument("--threads", type=int, help="torch CPU threads (default: the cores ÷ the sweeps running here)")
     sweep.set_defaults(handler=cmd_sweep)
 
     report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
@@ -127,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tracker.close()
     if not args.quiet:
         print_comparison(results)
-        print(f"MLflow: {tracker.uri}, experiment {experiment.name!r}")
+        print(f"MLflow: {redact(tracker.uri)}, experiment {experiment.name!r}")
     if args.summary:
         write_summary(args.summary, experiment.name, data.summary(ratings, split), records)
     return 0
@@ -160,11 +187,14 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from cfexp import data, runner, search_space, sweep, track
+    from cfexp import data, runner, search_space, study_store, sweep, track
+    from cfexp.cpu_share import CpuShare
     from cfexp.progress import SweepProgress, print_sweep_table
 
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials must be >= 1, got {args.trials}")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     if args.timeout is not None and not args.timeout > 0:
         raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
     experiment, ratings = load_inputs(args, need_runs=False)
@@ -177,15 +207,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     tensors = runner.to_device(ratings, split, devices.pop())
     for spec in experiment.sweep.studies:
         search_space.check_study(spec, tensors)
-    store = sweep.storage(args.storage)
+    store = study_store.open_store(args.storage)
     started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
-    runner = sweep.Sweep(experiment, tensors, tracker, store, SweepProgress(args.quiet))
-    try:
-        outcomes = runner.run(args.trials, args.timeout)
-    finally:
-        tracker.close()
+    progress = SweepProgress(args.quiet)
+    with CpuShare(args.threads) as cpu:
+        runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu)
+        try:
+            outcomes = runner.run(args.trials, args.timeout)
+            tracker.flush()
+        finally:
+            for problem in tracker.close():
+                progress.note(f"tracking: {problem}")
     wall = time.perf_counter() - started
     rows = [outcome.row() for outcome in outcomes]
     share = tracker.seconds / wall if wall else 0.0
@@ -193,7 +227,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print_sweep_table(rows)
         print(
             f"\nwall {wall:.1f} s; tracking blocked {tracker.seconds:.1f} s ({share:.1%}), plus "
-            f"{tracker.background_seconds:.1f} s on its background thread; MLflow: {tracker.uri}"
+            f"{tracker.background_seconds:.1f} s on its background thread; MLflow: {redact(tracker.uri)}"
         )
     if args.summary:
         records = [record for outcome in outcomes for record in outcome.records]
@@ -211,15 +245,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cfexp import sweep, track
+    from cfexp import study_store, track
     from cfexp.config import load_experiment
     from cfexp.report import build_report
 
     experiment = load_experiment(args.experiment, args.overrides)
-    storage_path = args.storage or str(sweep.DEFAULT_JOURNAL)
+    storage_path = args.storage or str(study_store.DEFAULT_JOURNAL)
     if "://" not in storage_path and not Path(storage_path).exists():
         raise UserError(f"no Optuna journal at {storage_path}: run cfexp sweep {args.experiment} first")
-    folder = build_report(experiment, sweep.storage(args.storage), Path(args.out), args.user)
+    folder = build_report(experiment, study_store.open_store(args.storage).storage, Path(args.out), args.user)
     tracker = track.Tracker(experiment.name)
     run_id = tracker.start_run("report", {}, {"cfexp.experiment": experiment.name, "cfexp.role": "report"})
     tracker.log_folder(run_id, folder, "report")

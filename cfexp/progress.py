@@ -67,6 +67,10 @@ class SweepProgress:
             resumed = f" (resuming after {finished})" if finished else ""
             print(f"{name}: {remaining} trial(s) to run{resumed}", file=sys.stderr, flush=True)
 
+    def note(self, text: str) -> None:
+        """A line about the sweep itself (a study stopped early, a tracking problem), shown even when quiet."""
+        print(f"cfexp: {text}", file=sys.stderr, flush=True)
+
     def epochs(self, run) -> Callback:
         return EpochProgress(run.name) if not self.quiet else Callback()
 

@@ -1,106 +1,46 @@
-"""Everything Optuna: one study per (experiment, variant), the objective that wires train and track, resume."""
+"""Everything Optuna: one study per (experiment, variant), its trials claimed one at a time from a shared budget.
+
+Several processes may run the same sweep on the same stores. Each claims a trial under the stores' lock: the
+study's complete, pruned and running trials must stay within its budget, so that N processes together run the
+budget once, and no more. A trial whose process dies is failed and retried by the next process that opens the study
+(`recovery`). The study's parent MLflow run is summarised and finished by whichever process leaves the study last.
+"""
 
 from __future__ import annotations
 
-import copy
-import math
+import time
 import warnings
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from contextlib import AbstractContextManager, nullcontext
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own heartbeat, as study.optimize runs it
+from optuna.trial import TrialState
 
-from cfexp import runner, train
-from cfexp.errors import UserError
-from cfexp.models import Param
-from cfexp.predictor import predictor_for
-from cfexp.search_space import search_space, suggest, with_params
-from cfexp.summary import run_record
+from cfexp import recovery, runner
+from cfexp.objective import Objective, TrialFailed, TrialLost
+from cfexp.search_space import search_space
+from cfexp.study_store import StudyStore
+from cfexp.study_summary import StudyOutcome, log_best_model, summarise
 from cfexp.sweep_config import StudySpec, SweepConfig
-from cfexp.track import Tracker
-
-DEFAULT_JOURNAL = Path("mlruns") / "optuna-journal.log"
+from cfexp.track import Tracker, TrackingError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+TRACKING_FAILURES_IN_A_ROW = 3  # then the tracking store is taken to be down, and the sweep stops
+CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
-class TrialFailed(Exception):
-    """A trial that diverged or broke: Optuna records it FAIL and the study goes on."""
+class TrackingDown(TrackingError):
+    """The tracking store failed trial after trial: the sweep stops (what was logged before stays)."""
 
 
-def storage(url: str | None) -> optuna.storages.BaseStorage:
-    """The default journal file under mlruns/ (safe for several processes on one machine), or an RDB URL."""
-    if url and "://" in url:
-        try:
-            return optuna.storages.RDBStorage(url)
-        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-            raise UserError(f"cannot open Optuna storage {url!r}: {str(exc).splitlines()[0]}") from None
-    path = Path(url) if url else DEFAULT_JOURNAL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(path))
-    return optuna.storages.JournalStorage(backend)
-
-
-@dataclass
-class StudyOutcome:
-    spec: StudySpec
-    study: optuna.Study
-    parent_id: str
-    seconds: float = 0.0
-    records: list[dict] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        states = [t.state for t in self.study.trials]
-        return {
-            "complete": states.count(optuna.trial.TrialState.COMPLETE),
-            "pruned": states.count(optuna.trial.TrialState.PRUNED),
-            "failed": states.count(optuna.trial.TrialState.FAIL),
-        }
-
-    def best_rmse(self, best: optuna.trial.FrozenTrial) -> float:
-        """The val RMSE at the best trial's best epoch."""
-        history = best.user_attrs.get("history", [])
-        at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
-        return at_best.get("val_rmse", math.sqrt(best.value))
-
-    def row(self) -> dict:
-        """One line of the sweep's closing table."""
-        best = self.best()
-        return {
-            "study": self.study.study_name,
-            "variant": self.spec.run.variant,
-            "best_val_loss": best.value if best else None,
-            "best_val_rmse": self.best_rmse(best) if best else None,
-            **self.counts(),
-            "params": best.params if best else {},
-            "mlflow_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
-            "parent_run_id": self.parent_id,
-        }
-
-    def best(self) -> optuna.trial.FrozenTrial | None:
-        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        return min(done, key=lambda t: t.value) if done else None
-
-
-class Pruning:
-    """Reports each epoch's val loss to Optuna and stops the fit when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        if math.isfinite(metrics["val_loss"]):
-            self.trial.report(metrics["val_loss"], step=epoch)
-            if self.trial.should_prune():
-                raise train.StopTraining(f"pruned at epoch {epoch}")
+def make_sampler(sweep: SweepConfig, seed: int) -> optuna.samplers.BaseSampler:
+    if sweep.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def make_study(sweep: SweepConfig, name: str, epochs: int, store) -> optuna.Study:
-    if sweep.sampler == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=sweep.seed)
-    else:
-        sampler = optuna.samplers.RandomSampler(seed=sweep.seed)
+    sampler = make_sampler(sweep, sweep.seed)
     if sweep.pruner == "median":
         pruner = optuna.pruners.MedianPruner(
             n_startup_trials=sweep.pruner_startup_trials, n_warmup_steps=sweep.pruner_warmup_epochs
@@ -115,12 +55,18 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store) -> optuna.Stud
 
 
 class Sweep:
-    """Runs every study of an experiment's [sweep], each trial a nested MLflow run under the study's parent."""
+    """Runs every study of an experiment's [sweep], each trial a nested MLflow run under the study's parent.
 
-    def __init__(self, experiment, data: runner.SplitTensors, tracker: Tracker, store, progress=None):
+    `cpu` (a cpu_share.CpuShare) sets this process's torch threads before each trial."""
+
+    def __init__(
+        self, experiment, data: runner.SplitTensors, tracker: Tracker, store: StudyStore, progress=None, cpu=None
+    ):
         self.experiment, self.data, self.tracker, self.store = experiment, data, tracker, store
         self.config: SweepConfig = experiment.sweep
         self.progress = progress
+        self.cpu = cpu
+        self.tracking_failures = 0
 
     def run(self, trials: int | None = None, timeout: float | None = None) -> list[StudyOutcome]:
         """`trials` (from --trials) overrides every study's budget."""
@@ -129,124 +75,117 @@ class Sweep:
         ]
 
     def run_study(self, spec: StudySpec, budget: int, timeout: float | None) -> StudyOutcome:
-        name = f"{self.experiment.name}/{spec.name}"
-        study = make_study(self.config, name, spec.run.epochs, self.store)
-        if not study.trials:
-            for params in spec.enqueue:
-                study.enqueue_trial(params)
-        tags = {"cfexp.experiment": self.experiment.name, "cfexp.variant": spec.run.variant, "optuna.study": name}
-        parent = self.tracker.find_parent(name) or self.tracker.start_run(
-            spec.name, {"variant": spec.run.variant, "init": spec.run.init}, {**tags, "cfexp.role": "study"}
-        )
-        outcome = StudyOutcome(spec, study, parent)
+        started = time.monotonic()
+        outcome = self._open(spec)
         space = search_space(spec)
-        finished = sum(t.state.is_finished() for t in study.trials)
-        remaining = max(budget - finished, 0)
-        state = {"best": None}
-        objective = self._objective(outcome, space, tags, state)
+        max_failures = spec.max_failures or self.config.max_failures or budget
+        claimed = len(outcome.study.get_trials(deepcopy=False, states=CLAIMED))
         if self.progress:
-            self.progress.start_study(name, remaining, finished)
-        if remaining:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=(timeout or self.config.timeout) or None,
-                catch=(TrialFailed,),
-                callbacks=[self.progress.on_trial] if self.progress else None,
-            )
-        self._summarise(outcome, state["best"])
+            self.progress.start_study(outcome.study.study_name, max(budget - claimed, 0), claimed)
+        limit = timeout or self.config.timeout or None
+        try:
+            while limit is None or time.monotonic() - started < limit:
+                trial = self._claim(outcome, budget, max_failures)
+                if trial is None:
+                    break
+                self._run_trial(outcome, trial, space)
+        except BaseException:
+            self._leave(outcome, interrupted=True)
+            raise
+        self._leave(outcome)
+        outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _objective(self, outcome: StudyOutcome, space: dict[str, Param], tags: dict, state: dict):
-        spec = outcome.spec
-
-        def objective(trial: optuna.Trial) -> float:
-            params = suggest(trial, space)
-            named = replace(with_params(spec.run, params), name=f"{spec.name}-t{trial.number}")
-            run = runner.resolved(named, self.data)
-            run_tags = {**tags, "optuna.trial": trial.number, "dataset.digest": self.data.ratings.digest}
-            child = self.tracker.start_run(run.name, runner.params(run), run_tags, parent_id=outcome.parent_id)
-            trial.set_user_attr("mlflow_run_id", child)
-            logger = self.tracker.epoch_logger(child)
-            callbacks = [logger, Pruning(trial)] + ([self.progress.epochs(run)] if self.progress else [])
-            verdict, reason, result = "FAIL", "", None
-            try:
-                model, result = runner.fit_run(run, self.data, callbacks)
-                verdict, reason = _verdict(result)
-            except (RuntimeError, ValueError, UserError) as exc:  # a trial's own failure: the study goes on
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            except BaseException:
-                self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": "interrupted"})
-                self.tracker.finish(child, "KILLED")
-                raise
-            history = result.history if result else []
-            trial.set_user_attr("history", history)
-            trial.set_user_attr("seconds", result.seconds if result else 0.0)
-            self.tracker.close_run(child, runner.params(run), result, verdict, reason)
-            outcome.records.append({**run_record(run, result, child, verdict, reason), "trial": trial.number})
-            if verdict == "PRUNED":
-                raise optuna.TrialPruned(reason)
-            if verdict == "FAIL":
-                trial.set_user_attr("fail_reason", reason)
-                raise TrialFailed(reason)
-            if state["best"] is None or result.best_val_loss < state["best"][0]:
-                state["best"] = (result.best_val_loss, child, run, copy.deepcopy(model))
-            return result.best_val_loss
-
-        return objective
-
-    def _summarise(self, outcome: StudyOutcome, best_this_session) -> None:
-        """The parent run gets the best trial's params (as tags) and metrics, the counts and Optuna's figures."""
-        best = outcome.best()
-        counts = outcome.counts()
-        metrics = {f"trials_{k}": v for k, v in counts.items()}
-        tags = {"optuna.state": "COMPLETE" if best else "FAIL"}
-        if best is not None:
-            metrics.update({"best_val_loss": best.value, "best_val_rmse": outcome.best_rmse(best)})
-            tags.update({f"best.{k}": v for k, v in best.params.items()})
-            tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
-            if best_this_session is not None and best_this_session[1] == best.user_attrs.get("mlflow_run_id"):
-                self._log_best_model(best_this_session)
-        self.tracker.log_metrics(outcome.parent_id, metrics, step=len(outcome.study.trials))
-        self.tracker.set_tags(outcome.parent_id, tags)
-        self._log_study_figures(outcome)
-        self.tracker.finish(outcome.parent_id, "COMPLETE")
-
-    def _log_best_model(self, best) -> None:
-        _, run_id, _, model = best
-        ratings = self.data.ratings
-        self.tracker.log_model(run_id, *predictor_for(model, ratings))
-        self.tracker.set_tags(run_id, {"cfexp.best": "true"})
-
-    def _log_study_figures(self, outcome: StudyOutcome) -> None:
-        complete = outcome.counts()["complete"]
-        if complete >= 1:
-            self.tracker.log_plot(
-                outcome.parent_id, _plot(outcome.study, "optimization_history"), "optuna/optimization_history.png"
+    def _open(self, spec: StudySpec) -> StudyOutcome:
+        """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""
+        name = f"{self.experiment.name}/{spec.name}"
+        with self.store.lock():
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage)
+            if not study.trials:
+                for params in spec.enqueue:
+                    study.enqueue_trial(params)
+            parent = self.tracker.find_parent(name) or self.tracker.start_run(
+                spec.name,
+                {"variant": spec.run.variant, "init": spec.run.init},
+                {"cfexp.experiment": self.experiment.name, "cfexp.variant": spec.run.variant, "optuna.study": name}
+                | {"cfexp.role": "study"},
             )
-        if complete >= 2 and outcome.best().params:
-            self.tracker.log_plot(
-                outcome.parent_id, _plot(outcome.study, "param_importances"), "optuna/param_importances.png"
-            )
+            recovery.fail_lost_trials(study, self.store.storage)
+            recovery.close_runs(study, self.tracker, parent)
+            self.tracker.reopen(parent)
+        return StudyOutcome(spec, study, parent, Objective(spec, name, self.data, self.tracker, parent))
 
-
-def _plot(study: optuna.Study, kind: str):
-    def draw():
-        from optuna.visualization import matplotlib as optuna_plots
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return getattr(optuna_plots, f"plot_{kind}")(study)
-            except (RuntimeError, ValueError):  # importance needs variation among the complete trials
+    def _claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
+        """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""
+        study = outcome.study
+        with self.store.lock():
+            if recovery.fail_lost_trials(study, self.store.storage):
+                recovery.close_runs(study, self.tracker, outcome.parent_id)
+            trials = study.get_trials(deepcopy=False)
+            if sum(t.state in CLAIMED for t in trials) >= budget:
                 return None
+            if sum(recovery.is_failure(t) for t in trials) >= max_failures:
+                if self.progress:
+                    self.progress.note(f"{study.study_name}: stopped after {max_failures} failed trials")
+                return None
+            # Seeded per trial, not per process: processes sharing the study must not draw the same points, and a
+            # study still draws the same sequence however its trials were spread over processes and restarts.
+            study.sampler = make_sampler(self.config, self.config.seed + len(trials))
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for study.optimize; this loop runs Optuna's heartbeat
+                # thread around each trial just as optimize does (see _heartbeat).
+                warnings.filterwarnings("ignore", message="Heartbeat of storage")
+                trial = study.ask()
+            recovery.own(trial)
+        return trial
 
-    return draw
+    def _run_trial(self, outcome: StudyOutcome, trial: optuna.Trial, space) -> None:
+        study = outcome.study
+        if self.cpu is not None:
+            self.cpu.apply()
+        try:
+            with _heartbeat(trial, self.store.storage):
+                value = outcome.objective(study, trial, space, self.progress)
+            frozen = study.tell(trial, value)
+            self.tracking_failures = 0
+        except optuna.TrialPruned:
+            frozen = study.tell(trial, state=TrialState.PRUNED)
+            self.tracking_failures = 0
+        except TrialFailed:
+            frozen = study.tell(trial, state=TrialState.FAIL)
+            self.tracking_failures = 0
+        except TrialLost as lost:
+            recovery.give_up(study, trial, str(lost))
+            self.tracking_failures += 1
+            if self.tracking_failures >= TRACKING_FAILURES_IN_A_ROW:
+                raise TrackingDown(f"{self.tracking_failures} trials in a row could not be tracked ({lost})") from None
+            frozen = recovery.frozen(study, trial)
+        except BaseException as exc:
+            recovery.give_up(study, trial, "interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc))
+            raise
+        if self.progress:
+            self.progress.on_trial(study, frozen)
+
+    def _leave(self, outcome: StudyOutcome, interrupted: bool = False) -> None:
+        """Log this process's best model if it is the study's best; the last process out summarises the parent."""
+        study = outcome.study
+        with self.store.lock():
+            recovery.fail_lost_trials(study, self.store.storage)
+            last_out = not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if last_out:
+                recovery.close_runs(study, self.tracker, outcome.parent_id)
+        if interrupted:
+            if last_out:
+                self.tracker.set_tags(outcome.parent_id, {"optuna.state": "INTERRUPTED"})
+                self.tracker.finish(outcome.parent_id, "KILLED")
+            return
+        log_best_model(outcome, self.tracker, last_out)
+        if last_out:
+            summarise(outcome, self.tracker)
 
 
-def _verdict(result: train.FitResult) -> tuple[str, str]:
-    if result.status == "diverged":
-        return "FAIL", f"diverged: {result.reason}"
-    if result.status == "stopped":
-        return "PRUNED", result.reason
-    return "COMPLETE", ""
+def _heartbeat(trial: optuna.Trial, storage) -> AbstractContextManager:
+    """Optuna's heartbeat thread for a running trial, where the storage keeps heartbeats (an RDB)."""
+    if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
+        return get_heartbeat_thread(trial._trial_id, storage)
+    return nullcontext()

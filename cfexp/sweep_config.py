@@ -8,7 +8,8 @@ from typing import Any
 from cfexp.errors import UserError
 
 SWEEP_DEFAULTS: dict[str, Any] = {
-    "trials": 10,  # per study; a rerun tops the study up to this many finished trials
+    "trials": 10,  # per study: complete plus pruned trials; a rerun tops the study up to it
+    "max_failures": 0,  # a study stops after this many failed (diverged, broken) trials; 0: as many as its budget
     "timeout": 0,  # seconds per study; 0 means none
     "sampler": "tpe",  # tpe | random
     "seed": 42,
@@ -21,7 +22,7 @@ SWEEP_DEFAULTS: dict[str, Any] = {
 }
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-STUDY_KEYS = {"space", "enqueue", "trials"}
+STUDY_KEYS = {"space", "enqueue", "trials", "max_failures"}
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,13 @@ class StudySpec:
     space: dict[str, Any] = field(default_factory=dict)  # overrides of the variant's default space; False drops one
     enqueue: tuple[dict, ...] = ()  # trials to try first, when the study is new
     trials: int | None = None  # this study's budget, when it differs from [sweep]'s
+    max_failures: int | None = None
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     trials: int
+    max_failures: int
     timeout: float
     sampler: str
     seed: int
@@ -53,7 +56,7 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
         raise UserError(f"{where}: [sweep] must be a table")
     check_keys(raw, set(SWEEP_DEFAULTS), f"{where} [sweep]")
     settings = {**SWEEP_DEFAULTS, **raw}
-    for key in ("trials", "seed", "pruner_startup_trials", "pruner_warmup_epochs"):
+    for key in ("trials", "max_failures", "seed", "pruner_startup_trials", "pruner_warmup_epochs"):
         if not isinstance(settings[key], int) or isinstance(settings[key], bool) or settings[key] < 0:
             raise UserError(f"{where} [sweep]: {key} must be a non-negative integer, got {settings[key]!r}")
     if settings["trials"] < 1:
@@ -79,15 +82,17 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
         enqueue = entry.get("enqueue", [])
         if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
             raise UserError(f"{label}: enqueue must be a list of tables of parameter values")
-        trials = entry.get("trials")
-        if trials is not None and (not isinstance(trials, int) or isinstance(trials, bool) or trials < 1):
-            raise UserError(f"{label}: trials must be an integer >= 1, got {trials!r}")
-        studies.append(StudySpec(run.name, run, space, tuple(enqueue), trials))
+        for key in ("trials", "max_failures"):
+            value = entry.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UserError(f"{label}: {key} must be an integer >= 1, got {value!r}")
+        studies.append(StudySpec(run.name, run, space, tuple(enqueue), entry.get("trials"), entry.get("max_failures")))
     names = [s.name for s in studies]
     if len(set(names)) != len(names):
         raise UserError(f"{where}: sweep variant names must be unique, got {names}")
     return SweepConfig(
         trials=settings["trials"],
+        max_failures=settings["max_failures"],
         timeout=float(settings["timeout"]),
         sampler=settings["sampler"],
         seed=settings["seed"],

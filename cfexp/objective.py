@@ -1,0 +1,120 @@
+"""One trial of a study: its params from Optuna, its child MLflow run, the fit, pruning, and its verdict."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+
+import optuna
+
+from cfexp import recovery, runner, train
+from cfexp.config import RunConfig
+from cfexp.errors import UserError
+from cfexp.models import Param
+from cfexp.search_space import suggest, with_params
+from cfexp.summary import run_record
+from cfexp.sweep_config import StudySpec
+from cfexp.track import Tracker, TrackingError
+
+
+class TrialFailed(Exception):
+    """A trial that diverged or broke: Optuna records it FAIL, it counts against max_failures, the study goes on."""
+
+
+class TrialLost(Exception):
+    """A trial that could not be tracked: FAIL, and retried later, since the configuration is not at fault."""
+
+
+class Pruning:
+    """Reports each epoch's val loss to Optuna and stops the fit when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        if math.isfinite(metrics["val_loss"]):
+            self.trial.report(metrics["val_loss"], step=epoch)
+            if self.trial.should_prune():
+                raise train.StopTraining(f"pruned at epoch {epoch}")
+
+
+@dataclass
+class BestModel:
+    """The best model this process trained in a study, kept to be logged when the process leaves it."""
+
+    value: float
+    run_id: str
+    model: object
+
+
+class Objective:
+    """Trains and tracks one trial at a time for a study; `best` is this process's best model of it."""
+
+    def __init__(self, spec: StudySpec, study_name: str, data: runner.SplitTensors, tracker: Tracker, parent_id: str):
+        self.spec, self.study_name, self.data, self.tracker, self.parent_id = spec, study_name, data, tracker, parent_id
+        self.tags = {"cfexp.experiment": study_name.split("/")[0], "cfexp.variant": spec.run.variant}
+        self.tags["optuna.study"] = study_name
+        self.records: list[dict] = []
+        self.best: BestModel | None = None
+
+    def run_for(self, params: dict, number: int) -> RunConfig:
+        """The resolved run of trial `number` at `params`."""
+        return runner.resolved(
+            replace(with_params(self.spec.run, params), name=f"{self.spec.name}-t{number}"), self.data
+        )
+
+    def __call__(self, study: optuna.Study, trial: optuna.Trial, space: dict[str, Param], progress=None) -> float:
+        run = self.run_for(suggest(trial, space), trial.number)
+        tags = {**self.tags, "optuna.trial": trial.number, "dataset.digest": self.data.ratings.digest}
+        try:
+            replaces = recovery.replaced_run(study, trial, self.tracker)
+            if replaces:
+                tags.update(
+                    {
+                        "cfexp.retry_of": replaces,
+                        "cfexp.retry_of_trial": recovery.RETRY.retry_history(recovery.frozen(study, trial))[-1],
+                    }
+                )
+            child = self.tracker.start_run(run.name, runner.params(run), tags, parent_id=self.parent_id)
+        except TrackingError as exc:
+            raise TrialLost(f"tracking failed: {exc}") from None
+        trial.set_user_attr("mlflow_run_id", child)
+        callbacks = [self.tracker.epoch_logger(child), Pruning(trial)] + ([progress.epochs(run)] if progress else [])
+        verdict, reason, result = "FAIL", "", None
+        try:
+            model, result = runner.fit_run(run, self.data, callbacks)
+            verdict, reason = _verdict(result)
+        except (RuntimeError, ValueError, MemoryError, UserError) as exc:  # a trial's own failure: the study goes on
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        except BaseException as exc:  # interrupted (Ctrl-C) or a bug: the run ends KILLED, the sweep decides the rest
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": why})
+            self.tracker.finish(child, "KILLED")
+            raise
+        history = result.history if result else []
+        trial.set_user_attr("history", history)
+        trial.set_user_attr("seconds", result.seconds if result else 0.0)
+        self.tracker.close_run(child, runner.params(run), result, verdict, reason)
+        errors = self.tracker.wait(child)  # Optuna hears the verdict only once the run is safely written
+        if errors:
+            self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": f"tracking: {errors[0]}"})
+            self.tracker.finish(child, "KILLED")
+            raise TrialLost(f"tracking failed: {errors[0]}")
+        self.records.append({**run_record(run, result, child, verdict, reason), "trial": trial.number})
+        if verdict == "PRUNED":
+            raise optuna.TrialPruned(reason)
+        if verdict == "FAIL":
+            trial.set_user_attr(recovery.FAIL_REASON, reason)
+            raise TrialFailed(reason)
+        if self.best is None or result.best_val_loss < self.best.value:
+            self.best = BestModel(result.best_val_loss, child, copy.deepcopy(model))
+        return result.best_val_loss
+
+
+def _verdict(result: train.FitResult) -> tuple[str, str]:
+    if result.status == "diverged":
+        return "FAIL", f"diverged: {result.reason}"
+    if result.status == "stopped":
+        return "PRUNED", result.reason
+    return "COMPLETE", ""

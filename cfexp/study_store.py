@@ -1,0 +1,141 @@
+"""The Optuna side of the stores: the journal file or an RDB, opened for several processes, and a lock across them.
+
+The lock serialises the few steps that must not interleave between processes sharing a study: creating it and
+enqueueing its warm starts, finding or creating its MLflow parent run, failing lost trials, and claiming a slot of
+the budget (counting, then asking Optuna for the trial). It is a file lock for the journal and for SQLite, and an
+advisory lock for PostgreSQL (pg_advisory_lock) or MySQL (GET_LOCK), so that it holds across machines.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from filelock import FileLock
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cfexp.errors import UserError
+from cfexp.redact import redact
+
+DEFAULT_JOURNAL = Path("mlruns") / "optuna-journal.log"
+HEARTBEAT_SECONDS = int(os.environ.get("CFEXP_HEARTBEAT_SECONDS", 10))  # a running trial says it is alive this often
+GRACE_SECONDS = int(os.environ.get("CFEXP_GRACE_SECONDS", 60))  # ...and is stale when it has not for this long
+MAX_RETRIES = 3  # a trial lost this many times (its process killed every time) is not tried again
+LOCK_SECONDS = 600
+SQLITE_BUSY_SECONDS = 60
+ADVISORY_KEY = 0x63666578  # "cfex": the one advisory lock cfexp takes in a database
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+class RetryLostTrial(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a stale trial (a WAITING copy with the same params), carrying over only the failed run's id.
+
+    Optuna's callback copies every attribute of the failed trial; its history, owner and failure marks would then
+    describe the retry wrongly. `retried_trial_number` and `retry_history` work on the copy as on Optuna's own."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        kept = copy.deepcopy(trial)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        kept.user_attrs = {"cfexp.replaces_run": run_id} if run_id else {}
+        kept.system_attrs = {k: v for k, v in trial.system_attrs.items() if k in ("failed_trial", "retry_history")}
+        # An enqueued warm start may lie outside the searched range; a stored trial's range must hold its value.
+        kept.distributions = {k: _holding(d, trial.params[k]) for k, d in trial.distributions.items()}
+        super().__call__(study, kept)
+
+
+def _holding(distribution, value):
+    """The distribution, widened to hold `value` if it does not (Optuna allows ranges to differ between trials)."""
+    if distribution._contains(distribution.to_internal_repr(value)):
+        return distribution
+    widened = copy.copy(distribution)
+    widened.low, widened.high = min(distribution.low, value), max(distribution.high, value)
+    if getattr(widened, "step", None) is not None:
+        widened.step = None if isinstance(widened, optuna.distributions.FloatDistribution) else 1
+    return widened
+
+
+RETRY = RetryLostTrial(max_retry=MAX_RETRIES)
+
+
+@dataclass
+class StudyStore:
+    """An opened Optuna storage, how to show it, and the lock its processes share."""
+
+    storage: optuna.storages.BaseStorage
+    shown: str
+    lock: Callable[[], AbstractContextManager]
+
+
+def open_store(url: str | None) -> StudyStore:
+    """The default journal under mlruns/ (several processes on one machine), a journal path, or an RDB URL."""
+    if url and "://" in url:
+        return _rdb(url)
+    return _journal(Path(url) if url else DEFAULT_JOURNAL)
+
+
+def _journal(path: Path) -> StudyStore:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write the Optuna journal {path}: {exc.strerror or exc}") from None
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    lock = FileLock(f"{path}.cfexp-lock", timeout=LOCK_SECONDS)
+    return StudyStore(storage, str(path), lambda: lock)
+
+
+def _rdb(url: str) -> StudyStore:
+    shown = redact(url)
+    try:
+        backend = make_url(url).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise UserError(f"not a database URL: {shown}") from None
+    if backend not in ("postgresql", "mysql", "sqlite"):
+        raise UserError(f"--storage {shown}: cfexp shares studies through PostgreSQL, MySQL or SQLite")
+    engine_kwargs = (
+        {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if backend == "sqlite" else {"pool_pre_ping": True}
+    )
+    try:
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=RETRY,
+        )
+    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
+    if backend == "sqlite":
+        database = make_url(url).database or "optuna.db"
+        lock = FileLock(f"{database}.cfexp-lock", timeout=LOCK_SECONDS)
+        return StudyStore(storage, shown, lambda: lock)
+    return StudyStore(storage, shown, lambda: _advisory_lock(storage, backend))
+
+
+@contextmanager
+def _advisory_lock(storage: optuna.storages.RDBStorage, backend: str) -> Iterator[None]:
+    """A lock held in the database itself, so that processes on several machines serialise on it."""
+    with storage.engine.connect() as connection:
+        if backend == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+        else:
+            connection.execute(text("SELECT GET_LOCK('cfexp', :seconds)"), {"seconds": LOCK_SECONDS})
+        try:
+            yield
+        finally:
+            if backend == "postgresql":
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            else:
+                connection.execute(text("SELECT RELEASE_LOCK('cfexp')"))
+            connection.commit()

@@ -1,0 +1,136 @@
+"""A study as the sweep reports it: its counts and best trial, and its parent MLflow run's summary and best model."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from cfexp import runner
+from cfexp.objective import Objective
+from cfexp.predictor import predictor_for
+from cfexp.processes import is_alive
+from cfexp.recovery import OWNER
+from cfexp.sweep_config import StudySpec
+from cfexp.track import Tracker
+from cfexp.track.tracker import MODEL_TAG
+
+
+@dataclass
+class StudyOutcome:
+    spec: StudySpec
+    study: optuna.Study
+    parent_id: str
+    objective: Objective
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> list[dict]:
+        return self.objective.records
+
+    def counts(self) -> dict[str, int]:
+        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        return {
+            "complete": states.count(TrialState.COMPLETE),
+            "pruned": states.count(TrialState.PRUNED),
+            "failed": states.count(TrialState.FAIL),
+        }
+
+    def best_rmse(self, best: FrozenTrial) -> float:
+        """The val RMSE at the best trial's best epoch."""
+        history = best.user_attrs.get("history", [])
+        at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
+        return at_best.get("val_rmse", math.sqrt(best.value))
+
+    def row(self) -> dict:
+        """One line of the sweep's closing table."""
+        best = self.best()
+        return {
+            "study": self.study.study_name,
+            "variant": self.spec.run.variant,
+            "best_val_loss": best.value if best else None,
+            "best_val_rmse": self.best_rmse(best) if best else None,
+            **self.counts(),
+            "params": best.params if best else {},
+            "mlflow_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
+            "parent_run_id": self.parent_id,
+        }
+
+    def best(self) -> FrozenTrial | None:
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return min(done, key=lambda t: t.value) if done else None
+
+
+def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
+    """The parent run gets the best trial's params (as tags) and metrics, the counts and Optuna's figures, and ends."""
+    best = outcome.best()
+    counts = outcome.counts()
+    metrics = {f"trials_{k}": v for k, v in counts.items()}
+    tags = {"optuna.state": "COMPLETE" if best else "FAIL"}
+    if best is not None:
+        metrics.update({"best_val_loss": best.value, "best_val_rmse": outcome.best_rmse(best)})
+        tags.update({f"best.{k}": v for k, v in best.params.items()})
+        tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
+        _mark_best(outcome, tracker, best.user_attrs.get("mlflow_run_id"))
+    tracker.log_metrics(outcome.parent_id, metrics, step=len(outcome.study.get_trials(deepcopy=False)))
+    tracker.set_tags(outcome.parent_id, tags)
+    _log_study_figures(outcome, tracker)
+    tracker.finish(outcome.parent_id, "COMPLETE")
+
+
+def _mark_best(outcome: StudyOutcome, tracker: Tracker, best_run: str | None) -> None:
+    """`cfexp.best` on the study's best run only (an earlier sweep may have marked another)."""
+    marked = tracker.search(f"tags.mlflow.parentRunId = '{outcome.parent_id}' and tags.`cfexp.best` = 'true'")
+    for run in marked:
+        if run.info.run_id != best_run:
+            tracker.set_tags(run.info.run_id, {"cfexp.best": "false"})
+    if best_run:
+        tracker.set_tags(best_run, {"cfexp.best": "true"})
+
+
+def log_best_model(outcome: StudyOutcome, tracker: Tracker, last_out: bool) -> None:
+    """Make sure the study's best trial has its model logged.
+
+    The process that trained it logs the copy it kept. When that process is gone (killed before it could), the
+    last process out of the study trains the trial again from its params (seeded, so the same model) and logs it."""
+    best = outcome.best()
+    run_id = best.user_attrs.get("mlflow_run_id") if best else None
+    if run_id is None or MODEL_TAG in tracker.get_run(run_id).data.tags:
+        return
+    kept = outcome.objective.best
+    ratings = outcome.objective.data.ratings
+    if kept is not None and kept.run_id == run_id:
+        tracker.log_model(run_id, *predictor_for(kept.model, ratings))
+        return
+    if not last_out or is_alive(best.user_attrs.get(OWNER, {})):
+        return  # its own process is still at work and will log it
+    run = outcome.objective.run_for(best.params, best.number)
+    model, _ = runner.fit_run(run, outcome.objective.data)
+    tracker.log_model(run_id, *predictor_for(model, ratings))
+
+
+def _log_study_figures(outcome: StudyOutcome, tracker: Tracker) -> None:
+    complete = outcome.counts()["complete"]
+    if complete >= 1:
+        tracker.log_plot(
+            outcome.parent_id, _plot(outcome.study, "optimization_history"), "optuna/optimization_history.png"
+        )
+    if complete >= 2 and outcome.best().params:
+        tracker.log_plot(outcome.parent_id, _plot(outcome.study, "param_importances"), "optuna/param_importances.png")
+
+
+def _plot(study: optuna.Study, kind: str):
+    def draw():
+        from optuna.visualization import matplotlib as optuna_plots
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return getattr(optuna_plots, f"plot_{kind}")(study)
+            except (RuntimeError, ValueError):  # importance needs variation among the complete trials
+                return None
+
+    return draw

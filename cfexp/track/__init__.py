@@ -1,0 +1,35 @@
+"""Everything MLflow: the store, experiments, parent and child runs, per-epoch metrics, artifacts and models."""
+
+import logging
+import os
+
+# A research harness on an offline machine has nothing to report home; set before mlflow reads them. MLflow's HTTP
+# client would retry a dead server for minutes per call; cfexp retries each call itself (track.store.retrying).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+from cfexp.track.store import (
+    ARTIFACT_ROOT,
+    DEFAULT_DB,
+    TrackingError,
+    default_uri,
+    is_default,
+    tracking_uri,
+)
+from cfexp.track.tracker import EpochLogger, Tracker
+
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+logging.getLogger("alembic").setLevel(logging.WARNING)
+
+__all__ = [
+    "ARTIFACT_ROOT",
+    "DEFAULT_DB",
+    "EpochLogger",
+    "Tracker",
+    "TrackingError",
+    "default_uri",
+    "is_default",
+    "tracking_uri",
+]

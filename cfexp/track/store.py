@@ -1,0 +1,166 @@
+"""The MLflow tracking store: where it is, checked up front, created and migrated once, and retried when it falters.
+
+Several processes may open the default SQLite store at once (two sweeps started together): the first one creates
+and migrates the schema under a file lock while the others wait, and the database is switched to WAL so that
+readers (the UI, a report) never block a sweep's writes. MLflow itself sets SQLite's busy timeout (20 s) on every
+session; what still fails after that is retried by `retrying`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+from filelock import FileLock, Timeout
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from cfexp.errors import UserError
+from cfexp.redact import redact
+
+DEFAULT_DB = Path("mlruns") / "mlflow.db"  # i.e. sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts
+ARTIFACT_ROOT = Path("mlruns") / "artifacts"
+BUSY_SECONDS = 20  # as long as MLflow's own busy_timeout: a store locked longer than this is reported as locked
+LOCK_SECONDS = 300  # waiting for another process to finish creating the store
+MIN_FREE_MB = 10
+ATTEMPTS = 3  # a tracking call is tried this many times
+BACKOFF_SECONDS = (1.0, 3.0)  # the waits between tries
+PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST"}
+
+
+class TrackingError(Exception):
+    """A tracking call that still failed after its retries."""
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI when set, as MLflow users expect; else the project's SQLite store under mlruns/.
+
+    The default is made absolute: MLflow caches stores by URI, and a relative one would follow a chdir.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def default_uri() -> str:
+    return f"sqlite:///{DEFAULT_DB.resolve()}"
+
+
+def is_default(uri: str) -> bool:
+    return uri == default_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a sqlite:// URI (None for other stores and for an in-memory database)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    try:
+        database = make_url(uri).database
+    except ArgumentError:
+        return None
+    return Path(database) if database and database != ":memory:" else None
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client on a store that is ready to use. Whatever is wrong with it is a UserError: one line, before any work."""
+    database = sqlite_path(uri)
+    if database is not None:
+        return _open_sqlite(uri, database)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    elif "://" not in uri and not uri.startswith("databricks"):
+        raise UserError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is not supported; use sqlite:///PATH or a server")
+    try:
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # a server, driver or database can fail in many ways; all mean "not usable"
+        raise UserError(f"cannot use the MLflow tracking store {redact(uri)}: {first_line(exc)}") from None
+    return client
+
+
+def check_writable(folder: Path) -> None:
+    """The folder exists (or can be made), takes a file, and has room for a sweep's artifacts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+        free_mb = shutil.disk_usage(folder).free / 2**20
+    except OSError as exc:
+        raise UserError(f"cannot write to {folder}/: {exc.strerror or exc}") from None
+    if free_mb < MIN_FREE_MB:
+        raise UserError(f"only {free_mb:.1f} MB free under {folder}/ (a sweep needs at least {MIN_FREE_MB} MB)")
+
+
+def _open_sqlite(uri: str, database: Path) -> MlflowClient:
+    check_writable(database.parent)
+    if is_default(uri):
+        check_writable(ARTIFACT_ROOT)
+    try:
+        with FileLock(f"{database}.lock", timeout=LOCK_SECONDS):
+            if database.exists() and database.stat().st_size:
+                _check_sqlite(database)
+            client = MlflowClient(uri)
+            client.search_experiments(max_results=1)  # creates and migrates the schema, once, under the lock
+            with sqlite3.connect(database, timeout=BUSY_SECONDS) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")  # persistent: readers stop blocking writers
+    except Timeout:
+        raise UserError(f"{database}.lock: another process held it {LOCK_SECONDS} s while creating the store") from None
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"cannot use the MLflow store {database}: {first_line(exc)}") from None
+    return client
+
+
+def _check_sqlite(database: Path) -> None:
+    """Not corrupt, and writable within the busy timeout (i.e. not held locked by another process)."""
+    try:
+        connection = sqlite3.connect(database, timeout=BUSY_SECONDS)
+        try:
+            verdict = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
+            connection.execute("BEGIN IMMEDIATE")
+            connection.rollback()
+        finally:
+            connection.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise UserError(f"{database} is locked by another process (waited {BUSY_SECONDS} s)") from None
+        raise UserError(f"{database} is not a usable SQLite database: {exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"{database} is corrupt or not an SQLite database ({exc}); move it aside") from None
+
+
+def _check_server(uri: str) -> None:
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=10)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__.replace("Error", " error").strip()
+        raise UserError(f"cannot reach the MLflow tracking server at {redact(uri)} ({reason})") from None
+
+
+def retrying(call, *args, **kwargs):
+    """`call(*args, **kwargs)`, tried ATTEMPTS times with a backoff; the last failure is raised as TrackingError."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as exc:
+            if exc.error_code in PERMANENT or attempt == ATTEMPTS - 1:
+                raise TrackingError(first_line(exc)) from exc
+        except Exception as exc:  # a full disk, a dropped connection, a locked database: worth another try
+            if attempt == ATTEMPTS - 1:
+                raise TrackingError(first_line(exc)) from exc
+        time.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+    raise AssertionError("unreachable")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return redact(line if len(line) <= 300 else line[:300] + "...")
