@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -85,8 +86,12 @@ def open_store(url: str | None) -> StudyStore:
 def _journal(path: Path) -> StudyStore:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("ab"):
-            pass
+        if path.exists():
+            with path.open("ab"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
     except OSError as exc:
         raise UserError(f"cannot write the Optuna journal {path}: {exc.strerror or exc}") from None
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))

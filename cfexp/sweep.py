@@ -76,7 +76,7 @@ class Sweep:
 
     def run_study(self, spec: StudySpec, budget: int, timeout: float | None) -> StudyOutcome:
         started = time.monotonic()
-        outcome = self._open(spec)
+        outcome = self.open_study(spec)
         space = search_space(spec)
         max_failures = spec.max_failures or self.config.max_failures or budget
         claimed = len(outcome.study.get_trials(deepcopy=False, states=CLAIMED))
@@ -85,7 +85,7 @@ class Sweep:
         limit = timeout or self.config.timeout or None
         try:
             while limit is None or time.monotonic() - started < limit:
-                trial = self._claim(outcome, budget, max_failures)
+                trial = self.claim(outcome, budget, max_failures)
                 if trial is None:
                     break
                 self._run_trial(outcome, trial, space)
@@ -96,7 +96,7 @@ class Sweep:
         outcome.seconds = time.monotonic() - started
         return outcome
 
-    def _open(self, spec: StudySpec) -> StudyOutcome:
+    def open_study(self, spec: StudySpec) -> StudyOutcome:
         """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""
         name = f"{self.experiment.name}/{spec.name}"
         with self.store.lock():
@@ -115,7 +115,7 @@ class Sweep:
             self.tracker.reopen(parent)
         return StudyOutcome(spec, study, parent, Objective(spec, name, self.data, self.tracker, parent))
 
-    def _claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
+    def claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
         """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""
         study = outcome.study
         with self.store.lock():

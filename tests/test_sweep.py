@@ -259,3 +259,15 @@ def test_a_gibbs_sampled_study_logs_like_any_other(tiny):
     model = mlflow.pyfunc.load_model(f"runs:/{best_run}/model")
     prediction = model.predict(np.array([[1, 31], [10**9, 1]], dtype=np.float32))
     assert 0.5 <= prediction[0] <= 5.0 and np.isnan(prediction[1])
+
+
+def test_a_seeded_sweep_gives_the_same_val_losses_again(tiny, workdir, monkeypatch):
+    """One process, a fixed seed, the CPU: the same values to 1e-6 (README says what parallel processes change)."""
+    one = ["--set", "sweep.variants=[{name = 'dot', variant = 'dot'}]", "--trials", "3"]
+    values = []
+    for folder in ("first", "second"):
+        (workdir / folder).mkdir()
+        monkeypatch.chdir(workdir / folder)
+        assert sweep(tiny, *one) == 0
+        values.append([t.value for t in optuna.load_study(study_name="tiny/dot", storage=journal()).trials])
+    assert values[0] == pytest.approx(values[1], abs=1e-6) and len(values[0]) == 3

@@ -16,6 +16,7 @@ from cfexp.track.store import (
     TrackingError,
     default_uri,
     is_default,
+    preflight,
     tracking_uri,
 )
 from cfexp.track.tracker import EpochLogger, Tracker
@@ -31,5 +32,6 @@ __all__ = [
     "TrackingError",
     "default_uri",
     "is_default",
+    "preflight",
     "tracking_uri",
 ]

@@ -31,7 +31,7 @@ BUSY_SECONDS = 20  # as long as MLflow's own busy_timeout: a store locked longer
 LOCK_SECONDS = 300  # waiting for another process to finish creating the store
 MIN_FREE_MB = 10
 ATTEMPTS = 3  # a tracking call is tried this many times
-BACKOFF_SECONDS = (1.0, 3.0)  # the waits between tries
+BACKOFF_SECONDS = (0.5, 1.5)  # the waits between tries
 PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST"}
 
 
@@ -66,15 +66,28 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(database) if database and database != ":memory:" else None
 
 
-def open_client(uri: str) -> MlflowClient:
-    """A client on a store that is ready to use. Whatever is wrong with it is a UserError: one line, before any work."""
+def preflight(uri: str) -> None:
+    """Check the store without creating anything: a writable folder and a sound database, or a server that answers.
+    Whatever is wrong is a UserError: one line, before any work."""
     database = sqlite_path(uri)
     if database is not None:
-        return _open_sqlite(uri, database)
-    if uri.startswith(("http://", "https://")):
+        check_writable(database.parent)
+        if is_default(uri):
+            check_writable(ARTIFACT_ROOT)
+        if database.exists() and database.stat().st_size:
+            _check_sqlite(database)
+    elif uri.startswith(("http://", "https://")):
         _check_server(uri)
     elif "://" not in uri and not uri.startswith("databricks"):
         raise UserError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is not supported; use sqlite:///PATH or a server")
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client on a store that is ready to use, checked first (`preflight`), and created if new."""
+    preflight(uri)
+    database = sqlite_path(uri)
+    if database is not None:
+        return _open_sqlite(uri, database)
     try:
         client = MlflowClient(uri)
         client.search_experiments(max_results=1)
@@ -84,12 +97,17 @@ def open_client(uri: str) -> MlflowClient:
 
 
 def check_writable(folder: Path) -> None:
-    """The folder exists (or can be made), takes a file, and has room for a sweep's artifacts."""
+    """The folder (or, while it does not exist yet, the folder it will be made in) takes a file and has room for a
+    sweep's artifacts. Nothing is created."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{existing} is a file where the store's folder should be; move it aside")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
-        free_mb = shutil.disk_usage(folder).free / 2**20
+        free_mb = shutil.disk_usage(existing).free / 2**20
     except OSError as exc:
         raise UserError(f"cannot write to {folder}/: {exc.strerror or exc}") from None
     if free_mb < MIN_FREE_MB:
@@ -97,13 +115,8 @@ def check_writable(folder: Path) -> None:
 
 
 def _open_sqlite(uri: str, database: Path) -> MlflowClient:
-    check_writable(database.parent)
-    if is_default(uri):
-        check_writable(ARTIFACT_ROOT)
     try:
         with FileLock(f"{database}.lock", timeout=LOCK_SECONDS):
-            if database.exists() and database.stat().st_size:
-                _check_sqlite(database)
             client = MlflowClient(uri)
             client.search_experiments(max_results=1)  # creates and migrates the schema, once, under the lock
             with sqlite3.connect(database, timeout=BUSY_SECONDS) as connection:
