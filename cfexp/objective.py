@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, replace
 
 import optuna
+import torch
 
 from cfexp import recovery, runner, train
 from cfexp.config import RunConfig
@@ -87,6 +88,8 @@ class Objective:
             verdict, reason = _verdict(result)
         except (RuntimeError, ValueError, MemoryError, UserError) as exc:  # a trial's own failure: the study goes on
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            if isinstance(exc, torch.OutOfMemoryError):
+                torch.cuda.empty_cache()  # give the next trial the memory this one could not use
         except BaseException as exc:  # interrupted (Ctrl-C) or a bug: the run ends KILLED, the sweep decides the rest
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
             self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": why})
