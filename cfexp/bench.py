@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from cfexp.bench_report import write_benchmarks
-from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair
+from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_workers
 from cfexp.bench_training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
 
 MEASURES = {
@@ -29,8 +29,9 @@ MEASURES = {
     "surprise": measure_surprise,
     "sweep": measure_sweep,
     "sweep-pair": measure_sweep_pair,
+    "sweep-workers": measure_sweep_workers,
 }
-SWEEPS = ("sweep", "sweep-pair")
+SWEEPS = ("sweep", "sweep-pair", "sweep-workers")
 
 
 def run_isolated(name: str, device: str) -> dict:

@@ -42,6 +42,8 @@ def write_benchmarks(path: Path, r: dict, machine: str, when: str) -> None:
     ]
     if "sweep-pair" in r:
         lines += _sweep_pair(r.get("sweep", {}), r["sweep-pair"])
+    if "sweep-workers" in r:
+        lines += _sweep_workers(r.get("sweep", {}), r["sweep-workers"])
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -174,3 +176,34 @@ def _budget(study: str) -> int:
     experiment = load_experiment(SWEEP_EXPERIMENT)
     spec = next(s for s in experiment.sweep.studies if f"{experiment.name}/{s.name}" == study)
     return spec.trials or experiment.sweep.trials
+
+
+def _sweep_workers(one: dict, two: dict) -> list[str]:
+    title = "## f. `cfexp sweep experiments/variants.toml --workers 2` against `--workers 1`"
+    if "error" in two or "error" in one or not one:
+        return [title, "", f"Failed: {two.get('error') or one.get('error', 'no one-worker figure')}", ""]
+    exact = all(n == _budget(name) for name, n in two["studies"].items()) and not two["running"]
+    same = two["best_per_study"] == one["best_per_study"]
+    ratio = one["wall_seconds"] / two["wall_seconds"]
+    rows = [
+        f"| {s['workers']} | {_f(s['wall_seconds'], 1)} s | {_f(s['cpu_seconds'], 1)} | "
+        f"{_f(s['cpu_seconds_per_trial'], 2)} | {s['trials']} ({', '.join(map(str, s['trials_per_process']))}) | "
+        f"{_f(s['best_val_mse'], 4)} |"
+        for s in (one, two)
+    ]
+    ok = exact and same and ratio >= 1.3
+    return [
+        title,
+        "",
+        "Whole commands, measured the same way in this run (c is the one-worker run). With two workers each takes "
+        "whole studies, longest first, on one torch thread.",
+        "",
+        "| workers | wall | CPU s | CPU s per trial | trials (per process) | best val MSE |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Speed-up {ratio:.2f}×; budgets exact and nothing left running: {'yes' if exact else '**no**'}; the best "
+        f"value and params of every study identical to the one-worker run: {'yes' if same else '**no**'}. "
+        f"Target: ≥ 1.3×, nothing lost, the same table: {_verdict(ok)}.",
+        "",
+    ]

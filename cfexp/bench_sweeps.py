@@ -20,8 +20,9 @@ from optuna.trial import TrialState
 from cfexp.bench_training import SWEEP_EXPERIMENT
 
 
-def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT) -> dict:
-    """`count` processes of `cfexp sweep EXPERIMENT` started together in one fresh folder, and what they left."""
+def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT, extra: tuple[str, ...] = ()) -> dict:
+    """`count` processes of `cfexp sweep EXPERIMENT [extra]` started together in one fresh folder, and what they
+    left in the stores."""
     with tempfile.TemporaryDirectory() as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
@@ -38,6 +39,7 @@ def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT) -> 
                     device,
                     "--summary",
                     f"summary-{i}.json",
+                    *extra,
                 ],
                 cwd=tmp,
                 stderr=subprocess.PIPE,
@@ -57,6 +59,7 @@ def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT) -> 
     best = min((s["best"] for s in summaries if s["best"]), key=lambda b: b["best_val_loss"])
     return {
         "processes": count,
+        "workers": summaries[0].get("workers", 1),
         "wall_seconds": wall,
         "cpu_seconds": cpu,
         "cpu_seconds_per_trial": cpu / max(stores["trials"], 1),
@@ -75,11 +78,12 @@ def _stores(folder: Path) -> dict:
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(folder / "mlruns" / "optuna-journal.log"))
     )
-    studies, per_process, running, trials = {}, {}, 0, 0
+    studies, best, per_process, running, trials = {}, {}, {}, 0, 0
     for summary in optuna.get_all_study_summaries(storage):
         found = optuna.load_study(study_name=summary.study_name, storage=storage)
         states = [t.state for t in found.trials]
         studies[summary.study_name] = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
+        best[summary.study_name] = [found.best_value, found.best_params]
         running += states.count(TrialState.RUNNING)
         trials += len(states)
         for t in found.trials:
@@ -87,6 +91,7 @@ def _stores(folder: Path) -> dict:
             per_process[pid] = per_process.get(pid, 0) + 1
     return {
         "studies": studies,
+        "best_per_study": best,
         "trials": trials,
         "trials_per_process": sorted(per_process.values()),
         "running": running,
@@ -101,3 +106,8 @@ def measure_sweep(device: str) -> dict:
 def measure_sweep_pair(device: str) -> dict:
     """e. The default sweep, two processes started together on the same fresh stores."""
     return run_sweeps(2, device)
+
+
+def measure_sweep_workers(device: str) -> dict:
+    """f. The default sweep, one command with two local workers (whole studies each)."""
+    return run_sweeps(1, device, extra=("--workers", "2"))

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 from cfexp import __version__
 from cfexp.errors import UserError
+from cfexp.inputs import load_inputs
 from cfexp.redact import redact
 from cfexp.summary import run_record, write_atomically, write_summary
 
@@ -77,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--timeout", type=float, help="seconds per study")
     sweep.add_argument("--storage", help="an Optuna RDB URL (e.g. postgresql://...), or a journal file path")
     sweep.add_argument("--threads", type=int, help="torch CPU threads (default: the cores ÷ the sweeps running here)")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set on the helpers --workers starts
+    sweep.add_argument("--no-bars", action="store_true", help=argparse.SUPPRESS)
     sweep.set_defaults(handler=cmd_sweep)
 
     report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
@@ -187,61 +188,9 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from cfexp import data, runner, search_space, study_store, sweep, track
-    from cfexp.cpu_share import CpuShare
-    from cfexp.progress import SweepProgress, print_sweep_table
+    from cfexp import sweep_command
 
-    if args.trials is not None and args.trials < 1:
-        raise UserError(f"--trials must be >= 1, got {args.trials}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
-    if args.timeout is not None and not args.timeout > 0:
-        raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    experiment, ratings = load_inputs(args, need_runs=False)
-    if experiment.sweep is None:
-        raise UserError(f"{args.experiment} has no [sweep] table to tune")
-    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
-    devices = {spec.run.device for spec in experiment.sweep.studies}
-    if len(devices) > 1:
-        raise UserError(f"a sweep runs on one device; the variants ask for {sorted(devices)}")
-    tensors = runner.to_device(ratings, split, devices.pop())
-    for spec in experiment.sweep.studies:
-        search_space.check_study(spec, tensors)
-    track.preflight(track.tracking_uri())  # both stores are checked before either is created
-    store = study_store.open_store(args.storage)
-    started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
-    tracker = track.Tracker(experiment.name)
-    tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
-    progress = SweepProgress(args.quiet)
-    with CpuShare(args.threads) as cpu:
-        runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu)
-        try:
-            outcomes = runner.run(args.trials, args.timeout)
-            tracker.flush()  # a call that could not be logged even now is a TrackingError: one line, exit 1
-        finally:
-            tracker.close()
-    wall = time.perf_counter() - started
-    rows = [outcome.row() for outcome in outcomes]
-    share = tracker.seconds / wall if wall else 0.0
-    if not args.quiet:
-        print_sweep_table(rows)
-        print(
-            f"\nwall {wall:.1f} s; tracking blocked {tracker.seconds:.1f} s ({share:.1%}), plus "
-            f"{tracker.background_seconds:.1f} s on its background thread; MLflow: {redact(tracker.uri)}"
-        )
-    if args.summary:
-        records = [record for outcome in outcomes for record in outcome.records]
-        write_summary(
-            args.summary,
-            experiment.name,
-            data.summary(ratings, split),
-            records,
-            studies=rows,
-            seconds=wall,
-            tracking_seconds=tracker.seconds,
-            tracking_background_seconds=tracker.background_seconds,
-        )
-    return 0
+    return sweep_command.main(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -261,22 +210,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     tracker.close()
     print(f"wrote {folder / 'index.html'} and {folder / 'report.md'}; logged to MLflow run {run_id}")
     return 0
-
-
-def load_inputs(args: argparse.Namespace, need_runs: bool = True):
-    """The experiment with the CLI's overrides applied, and its ratings."""
-    from cfexp import data
-    from cfexp.config import load_experiment
-
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"device={json.dumps(args.device)}")
-    experiment = load_experiment(args.experiment, overrides)
-    if args.ratings:
-        experiment = replace(experiment, data=replace(experiment.data, ratings=args.ratings))
-    if need_runs and not experiment.runs:
-        raise UserError(f"{args.experiment} has no [[runs]]")
-    return experiment, data.load_ratings(experiment.data.ratings)
 
 
 if __name__ == "__main__":

@@ -55,24 +55,29 @@ def print_comparison(results: list) -> None:
 
 
 class SweepProgress:
-    """One line per finished trial (the state, its best val MSE and the study's best), and a bar per trial."""
+    """One line per finished trial (the state, its best val MSE and the study's best), and a bar per trial.
 
-    def __init__(self, quiet: bool = False):
+    With several workers every line starts with the worker's label, and there are no bars (they would overwrite
+    each other on one terminal)."""
+
+    def __init__(self, quiet: bool = False, label: str = "", bars: bool = True):
         self.quiet = quiet
         self.study = ""
+        self.prefix = f"[{label}] " if label else ""
+        self.bars = bars
 
     def start_study(self, name: str, remaining: int, finished: int) -> None:
         self.study = name
         if not self.quiet:
             resumed = f" (resuming after {finished})" if finished else ""
-            print(f"{name}: {remaining} trial(s) to run{resumed}", file=sys.stderr, flush=True)
+            print(f"{self.prefix}{name}: {remaining} trial(s) to run{resumed}", file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
         """A line about the sweep itself (a study stopped early, a tracking problem), shown even when quiet."""
-        print(f"cfexp: {text}", file=sys.stderr, flush=True)
+        print(f"cfexp: {self.prefix}{text}", file=sys.stderr, flush=True)
 
     def epochs(self, run) -> Callback:
-        return EpochProgress(run.name) if not self.quiet else Callback()
+        return EpochProgress(run.name) if self.bars and not self.quiet else Callback()
 
     def on_trial(self, study, trial) -> None:
         if self.quiet:
@@ -83,7 +88,8 @@ class SweepProgress:
             best = f"{study.best_value:.4f}"
         except ValueError:
             best = "-"
-        print(f"  t{trial.number:<3} {trial.state.name:<8} val {shown}  best {best}", file=sys.stderr, flush=True)
+        where = f"{self.prefix}{study.study_name} " if self.prefix else "  "
+        print(f"{where}t{trial.number:<3} {trial.state.name:<8} val {shown}  best {best}", file=sys.stderr, flush=True)
 
 
 def print_sweep_table(rows: list[dict]) -> None:

@@ -18,6 +18,8 @@ from cfexp.sweep_config import StudySpec
 from cfexp.track import Tracker
 from cfexp.track.tracker import MODEL_TAG
 
+DONE = "cfexp.done"  # study user attr: its parent run has been summarised
+
 
 @dataclass
 class StudyOutcome:
@@ -79,6 +81,7 @@ def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
     tracker.set_tags(outcome.parent_id, tags)
     _log_study_figures(outcome, tracker)
     tracker.finish(outcome.parent_id, "COMPLETE")
+    outcome.study.set_user_attr(DONE, True)
 
 
 def _mark_best(outcome: StudyOutcome, tracker: Tracker, best_run: str | None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import optuna
@@ -67,12 +68,17 @@ class Sweep:
         self.progress = progress
         self.cpu = cpu
         self.tracking_failures = 0
+        self.outcomes: dict[str, StudyOutcome] = {}
 
-    def run(self, trials: int | None = None, timeout: float | None = None) -> list[StudyOutcome]:
-        """`trials` (from --trials) overrides every study's budget."""
-        return [
-            self.run_study(spec, trials or spec.trials or self.config.trials, timeout) for spec in self.config.studies
-        ]
+    def run(
+        self, trials: int | None = None, timeout: float | None = None, studies: Iterable[StudySpec] | None = None
+    ) -> list[StudyOutcome]:
+        """Run `studies` (default: every study of the sweep); `trials` (from --trials) overrides every budget."""
+        chosen = self.config.studies if studies is None else studies
+        return [self.run_study(spec, self.budget(spec, trials), timeout) for spec in chosen]
+
+    def budget(self, spec: StudySpec, trials: int | None = None) -> int:
+        return trials or spec.trials or self.config.trials
 
     def run_study(self, spec: StudySpec, budget: int, timeout: float | None) -> StudyOutcome:
         started = time.monotonic()
@@ -94,7 +100,21 @@ class Sweep:
             raise
         self._leave(outcome)
         outcome.seconds = time.monotonic() - started
+        self.outcomes[spec.name] = outcome
         return outcome
+
+    def outcomes_of_all(self) -> list[StudyOutcome]:
+        """Every study of the sweep as the stores hold it now, including those other workers ran."""
+        found = []
+        for spec in self.config.studies:
+            if spec.name in self.outcomes:
+                found.append(self.outcomes[spec.name])
+                continue
+            name = f"{self.experiment.name}/{spec.name}"
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage)
+            parent = self.tracker.find_parent(name) or ""
+            found.append(StudyOutcome(spec, study, parent, Objective(spec, name, self.data, self.tracker, parent)))
+        return found
 
     def open_study(self, spec: StudySpec) -> StudyOutcome:
         """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""

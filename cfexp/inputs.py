@@ -1,0 +1,32 @@
+"""What a command reads from its arguments: the experiment with the CLI's overrides, and its ratings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+
+from cfexp.errors import UserError
+
+
+def experiment_from(args: argparse.Namespace, need_runs: bool = True):
+    """The experiment TOML with `--set`, `--device` and `--ratings` applied (no data is read yet)."""
+    from cfexp.config import load_experiment
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"device={json.dumps(args.device)}")
+    experiment = load_experiment(args.experiment, overrides)
+    if args.ratings:
+        experiment = replace(experiment, data=replace(experiment.data, ratings=args.ratings))
+    if need_runs and not experiment.runs:
+        raise UserError(f"{args.experiment} has no [[runs]]")
+    return experiment
+
+
+def load_inputs(args: argparse.Namespace, need_runs: bool = True):
+    """The experiment and its ratings."""
+    from cfexp import data
+
+    experiment = experiment_from(args, need_runs)
+    return experiment, data.load_ratings(experiment.data.ratings)

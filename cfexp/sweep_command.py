@@ -1,0 +1,145 @@
+"""`cfexp sweep`: check everything, open both stores, run this process's share (with its helper workers), report.
+
+With `--workers N` the helpers are started first thing, so that their imports and data loading overlap this
+process's checks; each waits for a word on its stdin before it touches a store: "go" once everything has been
+checked and the stores exist, or nothing (end of input) when the sweep was refused, and then it leaves quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cfexp.errors import UserError
+from cfexp.inputs import experiment_from
+from cfexp.redact import redact
+from cfexp.summary import write_summary
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for flag, low in (("trials", 1), ("threads", 1), ("workers", 1)):
+        value = getattr(args, flag)
+        if value is not None and value < low:
+            raise UserError(f"--{flag} must be >= {low}, got {value}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if args.worker_index is not None and not 0 < args.worker_index < args.workers:
+        raise UserError(f"--worker-index must be in 1..{args.workers - 1}")
+
+
+def main(args: argparse.Namespace) -> int:
+    from cfexp import workers
+
+    check_args(args)
+    helper = args.worker_index is not None
+    try:
+        experiment = experiment_from(args, need_runs=False)
+        if experiment.sweep is None:
+            raise UserError(f"{args.experiment} has no [sweep] table to tune")
+        devices = {spec.run.device for spec in experiment.sweep.studies}
+        if len(devices) > 1:
+            raise UserError(f"a sweep runs on one device; the variants ask for {sorted(devices)}")
+    except UserError:
+        if helper:
+            return 2  # the first worker has said it already
+        raise
+    device = devices.pop()
+    folder = tempfile.TemporaryDirectory(prefix="cfexp-workers-")
+    helpers = workers.Helpers(args, device, Path(folder.name)) if args.workers > 1 and not helper else None
+    try:
+        with folder:
+            return _sweep(args, experiment, device, helpers)
+    except BaseException:
+        if helpers:
+            helpers.stop()
+        raise
+
+
+def _sweep(args, experiment, device: str, helpers) -> int:
+    from cfexp import data, runner, search_space, study_store, sweep, track, workers
+    from cfexp.cpu_share import CpuShare
+    from cfexp.progress import SweepProgress
+
+    helper = args.worker_index is not None
+    try:
+        ratings = data.load_ratings(experiment.data.ratings)
+        split = data.split_rows(
+            len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed
+        )
+        tensors = runner.to_device(ratings, split, device)
+    except UserError:
+        if helper:
+            return 2  # the first worker says it
+        raise
+    if helper:
+        if not workers.wait_for_go():
+            return 0
+    else:
+        for spec in experiment.sweep.studies:
+            search_space.check_study(spec, tensors)
+        track.preflight(track.tracking_uri())  # both stores are checked before either is created
+    store = study_store.open_store(args.storage)
+    started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
+    tracker = track.Tracker(experiment.name)
+    tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
+    if helpers:
+        helpers.go()
+    label = f"w{args.worker_index or 0}" if args.workers > 1 else ""
+    progress = SweepProgress(args.quiet, label=label, bars=args.workers == 1 and not args.no_bars)
+    plan = workers.Plan.for_sweep(len(experiment.sweep.studies), args.workers)
+    threads = args.threads or (workers.threads_each(args.workers) if args.workers > 1 else None)
+    with CpuShare(threads) as cpu:
+        runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu)
+        try:
+            outcomes = runner.run(args.trials, args.timeout, workers.studies_for(plan, runner, args.trials))
+            tracker.flush()  # a call that could not be logged even now is a TrackingError: one line, exit 1
+        finally:
+            tracker.close()
+    codes = helpers.wait() if helpers else []
+    others = helpers.summaries() if helpers else []
+    wall = time.perf_counter() - started
+    records = [record for outcome in outcomes for record in outcome.records]
+    records += [record for other in others for record in other["runs"]]
+    rows = [outcome.row() for outcome in (outcomes if helper else runner.outcomes_of_all())]
+    if not helper and not args.quiet:
+        _print_closing(rows, wall, tracker, others)
+    if args.summary:
+        _summary(args, experiment, ratings, split, records, rows, wall, tracker, others)
+    failed = [(i, code) for i, code in enumerate(codes, start=1) if code]
+    if failed:
+        raise UserError(f"worker {failed[0][0]} exited with {failed[0][1]}; rerun the same command to resume")
+    return 0
+
+
+def _print_closing(rows, wall, tracker, others) -> None:
+    from cfexp.progress import print_sweep_table
+
+    print_sweep_table(rows)
+    blocked = tracker.seconds + sum(o["tracking_seconds"] for o in others)
+    background = tracker.background_seconds + sum(o["tracking_background_seconds"] for o in others)
+    share = blocked / (wall * (1 + len(others))) if wall else 0.0
+    workers = f" over {1 + len(others)} workers" if others else ""
+    print(
+        f"\nwall {wall:.1f} s; tracking blocked {blocked:.1f} s{workers} ({share:.1%}), plus {background:.1f} s on "
+        f"background threads; MLflow: {redact(tracker.uri)}",
+        file=sys.stdout,
+    )
+
+
+def _summary(args, experiment, ratings, split, records, rows, wall, tracker, others) -> None:
+    from cfexp import data
+
+    write_summary(
+        args.summary,
+        experiment.name,
+        data.summary(ratings, split),
+        records,
+        studies=rows,
+        seconds=wall,
+        tracking_seconds=tracker.seconds + sum(o["tracking_seconds"] for o in others),
+        tracking_background_seconds=tracker.background_seconds + sum(o["tracking_background_seconds"] for o in others),
+        workers=args.workers,
+    )

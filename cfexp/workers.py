@@ -1,0 +1,184 @@
+"""Local workers: `cfexp sweep EXP --workers N` runs one sweep in N processes on this machine.
+
+The unit of work is a whole study whenever there are at least as many studies as workers: each process takes the
+next study nobody holds, longest first (its remaining trials × epochs, or the seconds its finished trials took),
+and runs all of it, so that every study's seeded TPE sees the same history as in a serial run and the table is the
+serial run's. Taking the next free study as soon as one is done balances the load (longest first, then whoever is
+free). With fewer studies than workers, every process goes through every study and they share its trials, as
+independent `cfexp sweep` processes on the same stores do. Either way each process takes cores ÷ N torch threads,
+or one visible GPU through CUDA_VISIBLE_DEVICES.
+
+This process is worker 0; it starts the others as `cfexp sweep ... --worker-index I` with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from cfexp.processes import is_alive, this_process
+from cfexp.recovery import is_failure
+from cfexp.study_summary import DONE
+from cfexp.sweep import CLAIMED, Sweep, make_study
+from cfexp.sweep_config import StudySpec
+
+HOLDER = "cfexp.worker"  # study user attr: the process that has taken the whole study
+
+
+@dataclass(frozen=True)
+class Plan:
+    workers: int
+    whole_studies: bool  # else every worker shares every study's trials
+
+    @classmethod
+    def for_sweep(cls, studies: int, workers: int) -> Plan:
+        return cls(workers, workers > 1 and studies >= workers)
+
+
+def threads_each(workers: int) -> int:
+    from cfexp.cpu_share import cores
+
+    return max(1, cores() // workers)
+
+
+def helper_command(args, index: int, summary: str, device: str) -> list[str]:
+    """The command line of worker `index`: this sweep's settings, its own summary file, its share of threads."""
+    command = [sys.executable, "-m", "cfexp.cli", "sweep", args.experiment, "--quiet" if args.quiet else "--no-bars"]
+    for override in args.overrides:
+        command += ["--set", override]
+    for flag in ("ratings", "storage", "trials", "timeout"):
+        value = getattr(args, flag)
+        if value is not None:
+            command += [f"--{flag}", str(value)]
+    command += ["--device", device, "--workers", str(args.workers), "--worker-index", str(index)]
+    return [*command, "--threads", str(args.threads or threads_each(args.workers)), "--summary", summary]
+
+
+def helper_env(index: int, device: str) -> dict[str, str]:
+    """Worker `index`'s environment: one visible GPU each when the sweep runs on CUDA."""
+    env = dict(os.environ)
+    count = torch.cuda.device_count() if device.startswith(("auto", "cuda")) else 0
+    if count:
+        visible = env.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(count)))).split(",")
+        env["CUDA_VISIBLE_DEVICES"] = gpu_for(index, visible, device)
+    return env
+
+
+def gpu_for(index: int, visible: list[str], device: str) -> str:
+    """The GPU worker `index` gets: round robin over the visible ones (worker 0, this process, has the first), or
+    the one `cuda:N` names for every worker."""
+    if ":" in device:
+        return visible[int(device.split(":")[1])]
+    return visible[index % len(visible)]
+
+
+def helper_device(device: str) -> str:
+    """A helper sees its one GPU as cuda:0."""
+    return "cuda" if device.startswith("cuda") else device
+
+
+class Helpers:
+    """The other workers' processes: started at once, told to go (or not), waited for, and stopped with this one.
+    Each writes its summary into `folder`."""
+
+    def __init__(self, args, device: str, folder: Path):
+        self.files = [folder / f"w{i}.json" for i in range(1, args.workers)]
+        self.processes = [
+            subprocess.Popen(
+                helper_command(args, i, str(path), helper_device(device)),
+                env=helper_env(i, device),
+                stdin=subprocess.PIPE,
+                text=True,
+            )
+            for i, path in enumerate(self.files, start=1)
+        ]
+        self.told = False
+
+    def go(self) -> None:
+        """Everything is checked and the stores exist: start working."""
+        for process in self.processes:
+            process.stdin.write("go\n")
+            process.stdin.close()
+        self.told = True
+
+    def stop(self) -> None:
+        """The sweep was refused or interrupted: helpers not yet told leave quietly, the others are interrupted as
+        this process is (a terminal's Ctrl-C reaches them anyway; a `kill` of this process does not)."""
+        for process in self.processes:
+            if not self.told:
+                process.stdin.close()
+            elif process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        self.wait()
+
+    def wait(self) -> list[int]:
+        return [p.wait() for p in self.processes]
+
+    def summaries(self) -> list[dict]:
+        return [json.loads(path.read_text()) for path in self.files if path.exists()]
+
+
+def wait_for_go() -> bool:
+    """In a helper: block until the first worker says go (True), or says nothing and closes (False)."""
+    return sys.stdin.readline().strip() == "go"
+
+
+def studies_for(plan: Plan, runner: Sweep, trials: int | None) -> Iterator[StudySpec]:
+    """The studies this worker runs, one at a time, as it becomes free."""
+    specs = runner.config.studies
+    if not plan.whole_studies:
+        yield from specs
+        return
+    taken: set[str] = set()
+    while (spec := _take_next(runner, specs, taken, lambda s: runner.budget(s, trials))) is not None:
+        taken.add(spec.name)
+        yield spec
+
+
+def _take_next(runner: Sweep, specs, taken: set[str], budget_of) -> StudySpec | None:
+    store = runner.store
+    me = this_process()
+    with store.lock():
+        free = []
+        for spec in specs:
+            if spec.name in taken:
+                continue
+            study = make_study(runner.config, f"{runner.experiment.name}/{spec.name}", spec.run.epochs, store.storage)
+            holder = study.user_attrs.get(HOLDER)
+            if holder and holder != me and is_alive(holder) is not False:
+                continue  # another worker runs it (or one on another host, which cannot be checked)
+            budget = budget_of(spec)
+            if _finished(study, budget, spec.max_failures or runner.config.max_failures or budget):
+                continue
+            free.append((_remaining_cost(study, spec, budget), spec, study))
+        if not free:
+            return None
+        _, spec, study = max(free, key=lambda item: item[0])
+        study.set_user_attr(HOLDER, me)
+        return spec
+
+
+def _finished(study: optuna.Study, budget: int, max_failures: int) -> bool:
+    trials = study.get_trials(deepcopy=False)
+    if not study.user_attrs.get(DONE):
+        return False
+    return sum(t.state in CLAIMED for t in trials) >= budget or sum(map(is_failure, trials)) >= max_failures
+
+
+def _remaining_cost(study: optuna.Study, spec: StudySpec, budget: int) -> float:
+    """Seconds still to run, from the study's own finished trials where it has any, else trials × epochs."""
+    trials = study.get_trials(deepcopy=False)
+    remaining = max(budget - sum(t.state in CLAIMED for t in trials), 0)
+    done = [t.user_attrs["seconds"] for t in trials if t.state == TrialState.COMPLETE and "seconds" in t.user_attrs]
+    per_trial = sum(done) / len(done) if done else spec.run.epochs * 0.1  # ~0.1 s an epoch before anything is known
+    return remaining * per_trial
