@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench sweep report train data ui clean
+.PHONY: install test lint format bench sweep report train data ui clean services services-stop
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 		$(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
 		|| $(BIN)/pip install -q "torch==$(TORCH_VERSION)+cpu" --extra-index-url $(TORCH_CPU_INDEX); \
 	fi
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev,services]"
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -40,9 +40,19 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench $(ARGS)
 
-# `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment.
+# `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment; WORKERS=N runs N processes.
+WORKERS ?= 1
 sweep: $(STAMP)
-	$(BIN)/cfexp sweep $(EXP) $(ARGS)
+	$(BIN)/cfexp sweep $(EXP) --workers $(WORKERS) $(ARGS)
+
+# A PostgreSQL cluster and an `mlflow server` on it, both on loopback, kept in $(SERVICES_DIR) (see README,
+# "Several machines"). PostgreSQL itself comes from Debian: apt-get install postgresql.
+SERVICES_DIR ?= .services
+services: $(STAMP)
+	$(BIN)/python -m cfexp.services start --dir $(SERVICES_DIR) $(if $(PG_PORT),--pg-port $(PG_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT))
+
+services-stop: $(STAMP)
+	$(BIN)/python -m cfexp.services stop --dir $(SERVICES_DIR)
 
 # The research report of the last sweep of $(EXP): reports/<experiment>/index.html and report.md.
 report: $(STAMP)

@@ -77,7 +77,9 @@ class StudyStore:
 
 
 def open_store(url: str | None) -> StudyStore:
-    """The default journal under mlruns/ (several processes on one machine), a journal path, or an RDB URL."""
+    """The default journal under mlruns/ (several processes on one machine), a journal path, or an RDB URL.
+    CFEXP_STORAGE, when set, stands in for a missing URL, as MLFLOW_TRACKING_URI does for the tracking store."""
+    url = url or os.environ.get("CFEXP_STORAGE")
     if url and "://" in url:
         return _rdb(url)
     return _journal(Path(url) if url else DEFAULT_JOURNAL)
