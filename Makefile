@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench sweep report train data ui clean services services-stop
+.PHONY: install test lint format bench bench-scale sweep report train data ui clean services services-stop
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench $(ARGS)
+
+# 25M ratings (a synthetic ml-25m-shaped file written once to reports/scale/), beside LensKit and Surprise.
+bench-scale: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m cfexp.bench --suite scale $(ARGS)
 
 # `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment; WORKERS=N runs N processes.
 WORKERS ?= 1

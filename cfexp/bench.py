@@ -1,4 +1,5 @@
-"""`make bench`: cfexp beside the tools people use instead, measured in one run; writes BENCHMARKS.md.
+"""`make bench` and `make bench-scale`: cfexp beside the tools people use instead, measured in one run; each suite
+writes its own part of BENCHMARKS.md (the other's part is kept).
 
 Each measurement runs in its own process, so that its peak memory (ru_maxrss) is its own.
 """
@@ -17,26 +18,32 @@ from pathlib import Path
 
 import torch
 
+from cfexp import bench_scale
 from cfexp.bench_report import write_benchmarks
 from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_workers
 from cfexp.bench_training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
 
-MEASURES = {
-    "lesson-cfexp": lambda device: measure_lesson("cfexp", device),
-    "lesson-dataloader": lambda device: measure_lesson("dataloader", device),
-    "fast": measure_fast,
-    "bpmf": measure_bpmf,
-    "surprise": measure_surprise,
-    "sweep": measure_sweep,
-    "sweep-pair": measure_sweep_pair,
-    "sweep-workers": measure_sweep_workers,
+SUITES = {
+    "default": {
+        "lesson-cfexp": lambda args: measure_lesson("cfexp", args.device),
+        "lesson-dataloader": lambda args: measure_lesson("dataloader", args.device),
+        "fast": lambda args: measure_fast(args.device),
+        "bpmf": lambda args: measure_bpmf(args.device),
+        "surprise": lambda args: measure_surprise(args.device),
+        "sweep": lambda args: measure_sweep(args.device),
+        "sweep-pair": lambda args: measure_sweep_pair(args.device),
+        "sweep-workers": lambda args: measure_sweep_workers(args.device),
+    },
+    "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
 }
+MEASURES = {name: measure for suite in SUITES.values() for name, measure in suite.items()}
 SWEEPS = ("sweep", "sweep-pair", "sweep-workers")
+RESULTS = {"default": "reports/bench-results.json", "scale": "reports/bench-scale-results.json"}
 
 
-def run_isolated(name: str, device: str) -> dict:
+def run_isolated(name: str, args) -> dict:
     """Run one measurement in a fresh interpreter; add its peak resident memory."""
-    command = [sys.executable, "-m", "cfexp.bench", "--measure", name, "--device", device]
+    command = [sys.executable, "-m", "cfexp.bench", "--measure", name, "--device", args.device, "--data", args.data]
     proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -49,7 +56,8 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    versions = ", ".join(f"{p} {_version(p)}" for p in ("torch", "mlflow", "optuna", "scikit-surprise"))
+    packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit")
+    versions = ", ".join(f"{p} {_version(p)}" for p in packages)
     return f"{cpu}, {torch.get_num_threads()} torch threads; Python {platform.python_version()}; {versions}"
 
 
@@ -62,33 +70,35 @@ def _version(package: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfexp.bench", description=__doc__)
+    parser.add_argument("--suite", choices=sorted(SUITES), default="default")
     parser.add_argument("--out", default="BENCHMARKS.md")
-    parser.add_argument("--skip-sweep", action="store_true", help="leave out (c) and (e), the sweeps (about 5 minutes)")
+    parser.add_argument("--skip-sweep", action="store_true", help="leave out the sweeps (about 5 minutes)")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N; Surprise is CPU-only")
-    parser.add_argument("--results", default="reports/bench-results.json", help="where the raw measurements go")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N; the peers are CPU-only")
+    parser.add_argument("--data", default="reports/scale/ml-25m.csv", help="the scale suite's synthetic ratings")
+    parser.add_argument("--results", help="where the raw measurements go (default: reports/bench[-scale]-results.json)")
     parser.add_argument("--from-results", action="store_true", help="rewrite --out from --results, measuring nothing")
     args = parser.parse_args(argv)
     if args.measure:
-        result = MEASURES[args.measure](args.device)
+        result = MEASURES[args.measure](args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return 0
-    raw = Path(args.results)
+    raw = Path(args.results or RESULTS[args.suite])
     if args.from_results:
         saved = json.loads(raw.read_text())
-        write_benchmarks(Path(args.out), saved["results"], saved["machine"], saved.get("when", ""))
+        write_benchmarks(Path(args.out), args.suite, saved["results"], saved["machine"], saved.get("when", ""))
         print(f"wrote {args.out} from {raw}")
         return 0
-    names = [n for n in MEASURES if not (args.skip_sweep and n in SWEEPS)]
+    names = [n for n in SUITES[args.suite] if not (args.skip_sweep and n in SWEEPS)]
     results, when = {}, time.strftime("%Y-%m-%d %H:%M")
     for name in names:
         print(f"measuring {name} ...", flush=True)
-        results[name] = run_isolated(name, args.device)
+        results[name] = run_isolated(name, args)
         print(f"  {json.dumps(results[name])}", flush=True)
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps({"machine": machine(), "when": when, "results": results}, indent=2))
-    write_benchmarks(Path(args.out), results, machine(), when)
+    write_benchmarks(Path(args.out), args.suite, results, machine(), when)
     print(f"wrote {args.out}")
     return 0
 

@@ -16,23 +16,43 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-def write_benchmarks(path: Path, r: dict, machine: str, when: str) -> None:
-    lines = [
-        "# Benchmarks",
-        "",
-        "Written by `make bench` (`python -m cfexp.bench`). Every figure below comes from one run on one machine, "
-        "each measurement in its own process (its peak resident memory is its own). These machines are noisy: "
-        "compare ratios within a run, not across runs.",
-        "",
+INTRO = (
+    "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
+    "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
+    "each measurement in its own process (its peak resident memory is its own). These machines are noisy: compare "
+    "ratios within a run, not across runs.\n"
+)
+
+
+def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -> None:
+    """Rewrite `suite`'s part of BENCHMARKS.md, keeping the other suite's part as it is."""
+    from cfexp.bench_scale_report import scale_section
+
+    header = [
         f"Machine: {machine}. Measured {when}. No GPU was lent to this task, so there "
         "are no GPU figures; `--device cuda` runs the same code.",
         "",
     ]
+    body = _default_section(r) if suite == "default" else scale_section(r)
+    part = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
+    old = path.read_text(encoding="utf-8") if path.exists() else INTRO
+    start, end = old.find(f"<!-- suite: {suite} -->"), old.find(f"<!-- /suite: {suite} -->")
+    if start >= 0 and end > start:
+        new = old[:start] + part + old[end + len(f"<!-- /suite: {suite} -->") :]
+    elif "<!-- suite:" not in old:  # a BENCHMARKS.md from before the suites: start afresh
+        new = INTRO + "\n" + part + "\n"
+    else:
+        new = old.rstrip("\n") + "\n\n" + part + "\n"
+    path.write_text(new, encoding="utf-8")
+
+
+def _default_section(r: dict) -> list[str]:
+    lines = ["## make bench: the lesson's data (ml-latest-small)", ""]
     lines += _lesson(r.get("lesson-cfexp", {}), r.get("lesson-dataloader", {}))
     lines += _time_to_target(r.get("fast", {}), r.get("bpmf", {}), r.get("surprise", {}))
     if "sweep" in r:
         lines += _sweep(r["sweep"])
-    lines += ["## d. Peak memory", "", "| measurement | peak RSS (MB) |", "|---|---|"]
+    lines += ["### d. Peak memory", "", "| measurement | peak RSS (MB) |", "|---|---|"]
     lines += [f"| {name} | {_peak(m)} |" for name, m in r.items()]
     lines += [
         "",
@@ -44,12 +64,12 @@ def write_benchmarks(path: Path, r: dict, machine: str, when: str) -> None:
         lines += _sweep_pair(r.get("sweep", {}), r["sweep-pair"])
     if "sweep-workers" in r:
         lines += _sweep_workers(r.get("sweep", {}), r["sweep-workers"])
-    path.write_text("\n".join(lines), encoding="utf-8")
+    return lines
 
 
 def _lesson(ours: dict, theirs: dict) -> list[str]:
     rows = [
-        "## a. The lesson's schedule: SGD, momentum 0.9, batch 64, 3 epochs at lr 0.1 then 3 at 0.01",
+        "### a. The lesson's schedule: SGD, momentum 0.9, batch 64, 3 epochs at lr 0.1 then 3 at 0.01",
         "",
         "Seconds per epoch (median over the 6, validation pass included). Target: ≤ 0.5 s and ≥ 3× the "
         "DataLoader loop, with the same val MSE ± 0.01.",
@@ -72,7 +92,7 @@ def _lesson(ours: dict, theirs: dict) -> list[str]:
 def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
     config = ", ".join(f"{k} {v}" for k, v in SURPRISE.items())
     rows = [
-        f"## b. Time from loaded data to val MSE ≤ {TARGET}",
+        f"### b. Time from loaded data to val MSE ≤ {TARGET}",
         "",
         "cfexp runs stop as soon as an epoch (a Gibbs sweep for bpmf) reaches the target; each time includes "
         "building the model and the sampler's sparse matrices. The SGD fast recipe is the default sweep's best SGD "
@@ -121,11 +141,11 @@ def _peak(m: dict) -> str:
 
 def _sweep(s: dict) -> list[str]:
     if "error" in s:
-        return ["## c. `make sweep`", "", f"Failed: {s['error']}", ""]
+        return ["### c. `make sweep`", "", f"Failed: {s['error']}", ""]
     share = s["tracking_seconds"] / s["sweep_seconds"]
     ok = s["best_val_mse"] <= 0.735 and s["sweep_seconds"] <= 160 and share <= 0.10
     return [
-        "## c. `make sweep` (`cfexp sweep experiments/variants.toml`, fresh stores)",
+        "### c. `make sweep` (`cfexp sweep experiments/variants.toml`, fresh stores)",
         "",
         "| sweep wall | whole command | best val MSE | best trial | tracking (blocking) | tracking thread | "
         "CPU s per trial |",
@@ -141,7 +161,7 @@ def _sweep(s: dict) -> list[str]:
 
 
 def _sweep_pair(one: dict, two: dict) -> list[str]:
-    title = "## e. Two `cfexp sweep experiments/variants.toml` processes at once, on the same fresh stores"
+    title = "### e. Two `cfexp sweep experiments/variants.toml` processes at once, on the same fresh stores"
     if "error" in two or "error" in one or not one:
         return [title, "", f"Failed: {two.get('error') or one.get('error', 'no one-process figure')}", ""]
     exact = all(n == _budget(name) for name, n in two["studies"].items()) and not two["running"]
@@ -179,7 +199,7 @@ def _budget(study: str) -> int:
 
 
 def _sweep_workers(one: dict, two: dict) -> list[str]:
-    title = "## f. `cfexp sweep experiments/variants.toml --workers 2` against `--workers 1`"
+    title = "### f. `cfexp sweep experiments/variants.toml --workers 2` against `--workers 1`"
     if "error" in two or "error" in one or not one:
         return [title, "", f"Failed: {two.get('error') or one.get('error', 'no one-worker figure')}", ""]
     exact = all(n == _budget(name) for name, n in two["studies"].items()) and not two["running"]

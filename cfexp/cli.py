@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
 from cfexp import __version__
@@ -79,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set on the helpers --workers starts
     sweep.add_argument("--no-bars", action="store_true", help=argparse.SUPPRESS)
     sweep.set_defaults(handler=cmd_sweep)
+
+    synth = sub.add_parser("synth", help="write a synthetic ratings.csv shaped like a MovieLens release")
+    synth.add_argument("out", help="the ratings.csv to write")
+    synth.add_argument("--shape", default="ml-25m", help="ml-25m (default), ml-1m or ml-100k")
+    synth.add_argument("--seed", type=int, default=42)
+    synth.set_defaults(handler=cmd_synth)
 
     report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
     report.add_argument("experiment", help="the swept experiment's TOML")
@@ -191,6 +198,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from cfexp import sweep_command
 
     return sweep_command.main(args)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from cfexp import synth
+
+    started = time.perf_counter()
+    written = synth.write(args.shape, Path(args.out), args.seed)
+    print(
+        f"wrote {args.out}: {written['ratings']:,} ratings, {written['users']:,} users, {written['movies']:,} movies "
+        f"shaped like {args.shape} (seed {args.seed}) in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

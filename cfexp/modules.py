@@ -36,8 +36,9 @@ class EmbeddingModel(nn.Module):
         raise NotImplementedError
 
     # A variant whose score is link(raw) with raw bilinear in the rows may also define
-    # score_jacobian(u, m) -> (score, link'(raw) or None, d raw / d [u; m] stacked as (2B, width)),
-    # so that a trainer can skip autograd, whose per-op overhead dominates at small batch sizes.
+    # score_jacobian(partners, b) -> (score, link'(raw) or None, d raw / d [u; m] as (2b, width)), where `partners`
+    # holds each example's movie row then each example's user row ([m; u]: each side's partner) and becomes the
+    # Jacobian in place, so that a trainer can skip autograd and gather the rows straight into that layout.
 
 
 class EmbeddingDot(EmbeddingModel):
@@ -51,8 +52,9 @@ class EmbeddingDot(EmbeddingModel):
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return (u * m).sum(1)
 
-    def score_jacobian(self, u: torch.Tensor, m: torch.Tensor):
-        return (u * m).sum(1), None, torch.cat([m, u])
+    def score_jacobian(self, partners: torch.Tensor, b: int):
+        m, u = partners[:b], partners[b:]  # d (u · m) / d u = m and d / d m = u: the partners are the Jacobian
+        return torch.bmm(u.unsqueeze(1), m.unsqueeze(2)).view(-1), None, partners
 
 
 class EmbeddingDotBias(EmbeddingModel):
@@ -80,11 +82,17 @@ class EmbeddingDotBias(EmbeddingModel):
         res = (u[:, :f] * m[:, :f]).sum(1) + u[:, f] + m[:, f]
         return _sigmoid_range(res, self.y_range)
 
-    def score_jacobian(self, u: torch.Tensor, m: torch.Tensor):
-        # d res / d u = [m's factors, 1] and d res / d m = [u's factors, 1]
-        jac = torch.cat([m, u]).index_fill_(1, self.bias_column, 1.0)
-        # u · [m's factors, 1] is the factor product plus the user bias; add the movie bias
-        res = torch.linalg.vecdot(u, jac[: len(u)]).add_(m[:, self.n_factors])
+    def score_jacobian(self, partners: torch.Tensor, b: int):
+        """The scores, their slope through the sigmoid (None without one), and d res / d [u; m] (`partners`, [m; u],
+        turned into it in place)."""
+        m, u = partners[:b], partners[b:]
+        movie_bias = m[:, self.n_factors].clone()
+        # d res / d u = [m's factors, 1]: then u · that is the factor product plus the user bias (a batched 1×w by
+        # w×1 product: vecdot would first build the whole elementwise product); add the movie bias
+        m.index_fill_(1, self.bias_column, 1.0)
+        res = torch.bmm(u.unsqueeze(1), m.unsqueeze(2)).view(-1).add_(movie_bias)
+        u.index_fill_(1, self.bias_column, 1.0)  # d res / d m = [u's factors, 1]
+        jac = partners
         if self.y_range is None:
             return res, None, jac
         s = torch.sigmoid(res)

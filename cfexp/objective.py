@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, replace
 
 import optuna
@@ -13,6 +14,7 @@ from cfexp import recovery, runner, train
 from cfexp.config import RunConfig
 from cfexp.errors import UserError
 from cfexp.models import Param
+from cfexp.processes import HOST
 from cfexp.search_space import suggest, with_params
 from cfexp.summary import run_record
 from cfexp.sweep_config import StudySpec
@@ -56,6 +58,7 @@ class Objective:
         self.spec, self.study_name, self.data, self.tracker, self.parent_id = spec, study_name, data, tracker, parent_id
         self.tags = {"cfexp.experiment": study_name.split("/")[0], "cfexp.variant": spec.run.variant}
         self.tags["optuna.study"] = study_name
+        self.tags["cfexp.worker"] = f"{HOST}:{os.getpid()}"  # which process (and machine) ran each trial
         self.records: list[dict] = []
         self.best: BestModel | None = None
 

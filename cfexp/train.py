@@ -17,7 +17,7 @@ from cfexp.errors import UserError
 from cfexp.lazy_sgd import LazySGD, dense_parameters, train_epoch
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-EVAL_CHUNK = 1 << 16
+EVAL_CHUNK = 1 << 14  # 16k rows: larger chunks page-fault their fresh tensors in, and ran 5x slower at 25M
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,8 @@ def fit(
             epoch_started = time.perf_counter()
             lr = recipe.lr_at(epoch) if scheduler is None else optimizer.param_groups[0]["lr"]
             perm = torch.randperm(n, generator=shuffle, device=device)
-            users, movies, ratings = train.users[perm], train.movies[perm], train.ratings[perm]
+            # index_select, not indexing: a third faster at 20M ratings (same result)
+            users, movies, ratings = (t.index_select(0, perm) for t in (train.users, train.movies, train.ratings))
             if lazy is not None:
                 lazy.start_epoch(lr, n_batches)
                 with _threads(1 if _few_rows_per_step(lazy, bs, device) else None):
@@ -266,6 +267,7 @@ def fit(
                         group["lr"] = lr
                 total = _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, bs, recipe.row_l2)
             train_loss = (total / n_batches).item()
+            trained = time.perf_counter()
             scores = evaluate(model, val)
             metrics = {
                 "epoch": epoch,
@@ -275,6 +277,7 @@ def fit(
                 "val_mae": scores["mae"],
                 "lr": lr,
                 "seconds": time.perf_counter() - epoch_started,
+                "train_seconds": trained - epoch_started,  # the epoch without its evaluation
             }
             result.history.append(metrics)
             if not (math.isfinite(train_loss) and math.isfinite(scores["mse"])):

@@ -81,7 +81,7 @@ def test_analytic_jacobian_matches_autograd(variant):
     score = model.score(u, m)
     score.sum().backward()
     with torch.no_grad():
-        pred, slope, jac = model.score_jacobian(u, m)
+        pred, slope, jac = model.score_jacobian(torch.cat([m, u]), len(u))  # the partners: [m; u]
     slope = torch.ones_like(pred) if slope is None else slope
     assert torch.allclose(pred, score)
     assert torch.allclose(jac * torch.cat([slope, slope]).unsqueeze(1), torch.cat([u.grad, m.grad]), atol=1e-6)

@@ -72,10 +72,20 @@ def test_same_seed_gives_identical_losses(small):
 
 
 @pytest.mark.parametrize("variant", ["dot", "dot_bias", "dot_bias_sigmoid"])
-def test_lazy_sgd_is_torch_sgd(small, variant):
-    """Same batches, same math: only float32 rounding may differ (observed ~1e-7 on the weights)."""
-    lazy_model, lazy = fit(small, variant, weight_decay=1e-3, lazy_sgd=True)
-    ref_model, ref = fit(small, variant, weight_decay=1e-3, lazy_sgd=False)
+@pytest.mark.parametrize("path", ["each occurrence", "distinct rows, fused", "distinct rows, torch"])
+def test_lazy_sgd_is_torch_sgd(small, variant, path, monkeypatch):
+    """Same batches, same math: only float32 rounding may differ (observed ~1e-7 on the weights). Every lazy path:
+    small batches step each row occurrence, large ones each distinct row (here made "large" at 256), on the CPU
+    through the numba loops, on a GPU through torch ops (run here on the CPU)."""
+    from cfexp import lazy_sgd
+
+    recipe = {"weight_decay": 1e-3, "row_l2": 0.05}
+    if path.startswith("distinct"):
+        monkeypatch.setattr(lazy_sgd, "PLAN_BATCH_BELOW", 200)
+        monkeypatch.setattr(lazy_sgd, "FUSED_ON_CPU", path.endswith("fused"))
+        recipe["batch_size"] = 256
+    lazy_model, lazy = fit(small, variant, lazy_sgd=True, **recipe)
+    ref_model, ref = fit(small, variant, lazy_sgd=False, **recipe)
     for (name, a), (_, b) in zip(lazy_model.named_parameters(), ref_model.named_parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-5), name
     for h_lazy, h_ref in zip(lazy.history, ref.history, strict=True):
