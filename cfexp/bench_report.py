@@ -16,6 +16,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
+SUITE_ORDER = ("default", "scale")
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
     "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
@@ -34,16 +35,20 @@ def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -
         "",
     ]
     body = _default_section(r) if suite == "default" else scale_section(r)
-    part = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
-    old = path.read_text(encoding="utf-8") if path.exists() else INTRO
-    start, end = old.find(f"<!-- suite: {suite} -->"), old.find(f"<!-- /suite: {suite} -->")
-    if start >= 0 and end > start:
-        new = old[:start] + part + old[end + len(f"<!-- /suite: {suite} -->") :]
-    elif "<!-- suite:" not in old:  # a BENCHMARKS.md from before the suites: start afresh
-        new = INTRO + "\n" + part + "\n"
-    else:
-        new = old.rstrip("\n") + "\n\n" + part + "\n"
-    path.write_text(new, encoding="utf-8")
+    parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
+    parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
+    ordered = [parts[name] for name in SUITE_ORDER if name in parts]
+    path.write_text(INTRO + "\n" + "\n\n".join(ordered) + "\n", encoding="utf-8")
+
+
+def _parts(text: str) -> dict[str, str]:
+    """Each suite's part of an existing BENCHMARKS.md, markers included."""
+    found = {}
+    for name in SUITE_ORDER:
+        start, end = text.find(f"<!-- suite: {name} -->"), text.find(f"<!-- /suite: {name} -->")
+        if start >= 0 and end > start:
+            found[name] = text[start : end + len(f"<!-- /suite: {name} -->")]
+    return found
 
 
 def _default_section(r: dict) -> list[str]:

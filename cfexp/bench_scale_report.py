@@ -101,6 +101,12 @@ def scale_section(r: dict) -> list[str]:
         f"{_f(surprise.get('val_mse'), 4)}. The peak RSS of each peer: LensKit {_f(lenskit.get('peak_rss_mb'), 0)} MB, "
         f"Surprise {_f(surprise.get('peak_rss_mb'), 0)} MB.",
         "",
+        "The SGD epochs are not the same algorithm: Surprise's SVD steps one rating at a time in Cython, without "
+        f"momentum; cfexp's epoch is SGD with momentum over {BATCH:,}-rating batches, which must read and write the "
+        "state (parameters and momentum) of every row a batch touches, on this machine's two cores. cfexp's fused "
+        f"CPU loops were loaded from numba's cache in {_f(sgd.get('kernel_load_seconds'), 2)} s before the epoch "
+        "(compiling them the first time on a machine takes about 2 s).",
+        "",
     ]
     failed = [f"{name}: {m['error']}" for name, m in r.items() if "error" in m]
     return lines + ([f"Failed measurements: {'; '.join(failed)}.", ""] if failed else [])

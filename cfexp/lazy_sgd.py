@@ -25,7 +25,10 @@ from cfexp.modules import EmbeddingModel
 # several int64 arrays of that length). Otherwise each step looks its rows' gaps up itself.
 PLAN_BATCH_BELOW = 8192
 PLAN_MAX_ROW_USES = 1 << 24
-FUSED_ON_CPU = True  # large batches on the CPU step through lazy_kernels' numba loops (torch ops otherwise)
+FUSED_ON_CPU = True
+# From this many rows a step's 2×2 catch-up runs as one batched product into reused buffers; below it, as two
+# elementwise ops (at batch 64 a batched product costs 66 µs a call against 20 µs; at batch 1024, 0.4 ms against 2).
+BATCHED_PRODUCT_FROM = 512  # large batches on the CPU step through lazy_kernels' numba loops (torch ops otherwise)
 
 
 class Buffers:
@@ -94,6 +97,7 @@ class LazySGD:
         self.powers = powers.to(self.state)
         # A gradient g enters as buf += g and p -= lr * g (the momentum and decay parts are in A).
         self.grad_into_state = torch.tensor([[-lr], [1.0]], device=self.state.device)
+        self.a0, self.a1 = self.powers[1, :, 0:1], self.powers[1, :, 1:2]  # A's columns, for small steps
         self.lr = lr
         self.t = 0
         self.last.zero_()
@@ -107,9 +111,9 @@ class LazySGD:
         self.unpack()
 
     @torch.inference_mode()
-    def plan(self, batches: list[torch.Tensor]) -> list[torch.Tensor]:
-        """For each batch, the catch-up A^gap of each of its rows (rows × 2 × 2); and the row stamps that `flush`
-        needs once every batch has stepped.
+    def plan(self, batches: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """For each batch, the catch-up A^gap of each of its rows, as A's two columns; and the row stamps that
+        `flush` needs once every batch has stepped.
 
         The epoch's batch order is fixed, so each row's gap since its last use is known up front: one vectorized
         pass here replaces four bookkeeping ops in every step. (Runs after `start_epoch`: t = 0, all rows current.)
@@ -133,10 +137,11 @@ class LazySGD:
         catch_up = self.powers.index_select(0, gaps)
         self.last.scatter_reduce_(0, rows, batch + 1, reduce="amax")
         self.t = len(batches)
-        return list(catch_up.split(sizes))
+        columns = catch_up[:, :, 0:1].contiguous().split(sizes), catch_up[:, :, 1:2].contiguous().split(sizes)
+        return list(zip(*columns, strict=True))
 
     def catch_ups(self, batches: list[torch.Tensor]):
-        """Each batch's catch-up A^gap for its rows (rows × 2 × 2), batch by batch: planned for the whole
+        """Each batch's catch-up A^gap for its rows (as A's two columns), batch by batch: planned for the whole
         epoch when that is cheap, else looked up as each step comes. Stamps the rows' last use either way."""
         if len(batches[0]) < PLAN_BATCH_BELOW and sum(map(len, batches)) <= PLAN_MAX_ROW_USES:
             yield from self.plan(batches)
@@ -147,15 +152,19 @@ class LazySGD:
                 catch_up = self.powers.index_select(0, gaps)
                 self.last.index_fill_(0, rows, step + 1)
                 self.t = step + 1
-            yield catch_up
+            yield catch_up[:, :, 0:1], catch_up[:, :, 1:2]
 
     @torch.inference_mode()
-    def gather(self, rows: torch.Tensor, catch_up: torch.Tensor) -> torch.Tensor:
-        """The (param, momentum) state of `rows` (users, then movies offset by n_users), brought up to date."""
+    def gather(self, rows: torch.Tensor, catch_up: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The (param, momentum) state of `rows` (users, then movies offset by n_users), brought up to date;
+        `catch_up` is each row's A^gap as its two columns."""
+        if len(rows) < BATCHED_PRODUCT_FROM:
+            s = self.state.index_select(0, rows)
+            return torch.addcmul(catch_up[0] * s[:, 0:1], catch_up[1], s[:, 1:2])
         shape = (len(rows), *self.state.shape[1:])
         s = torch.index_select(self.state, 0, rows, out=self.buffers.get("rows", shape, self.state))
-        # each row's [param; momentum] times its A^gap: one batched 2×2 product (a third faster than two passes)
-        return torch.bmm(catch_up, s, out=self.buffers.get("current", shape, self.state))
+        # each row's [param; momentum] times its A^gap as one batched 2×2 product
+        return torch.bmm(torch.cat(catch_up, 2), s, out=self.buffers.get("current", shape, self.state))
 
     @torch.inference_mode()
     def stamp(self, rows: torch.Tensor, step: int) -> torch.Tensor:
@@ -177,8 +186,12 @@ class LazySGD:
     @torch.inference_mode()
     def step(self, rows: torch.Tensor, current: torch.Tensor, grad: torch.Tensor) -> None:
         """One SGD step on the gathered rows; a row that appears twice gets the sum of its gradients."""
-        scratch = self.buffers.get("rows", current.shape, self.state)  # gather's rows are no longer needed
         # Duplicate rows carry identical values, so whichever copy lands last is right ...
+        if len(rows) < BATCHED_PRODUCT_FROM:
+            self.state.index_copy_(0, rows, torch.addcmul(self.a0 * current[:, 0:1], self.a1, current[:, 1:2]))
+            self.state.index_add_(0, rows, self.grad_into_state * grad.unsqueeze(1))
+            return
+        scratch = self.buffers.get("rows", current.shape, self.state)  # gather's rows are no longer needed
         self.state.index_copy_(0, rows, torch.matmul(self.powers[1], current, out=scratch))
         # ... and the gradient enters linearly, so accumulating each occurrence sums them.
         self.state.index_add_(0, rows, torch.mul(self.grad_into_state, grad.unsqueeze(1), out=scratch))
@@ -214,7 +227,7 @@ def train_epoch(
             current = lazy.gather(batch_rows, catch_up)
             params = current[:, 0]
             b = len(y)
-            partners = torch.cat([params[b:], params[:b]], out=lazy.buffers.get("partners", params.shape, params))
+            partners = torch.cat([params[b:], params[:b]])  # small: a fresh tensor costs less than a buffer lookup
             lazy.step(batch_rows, current, gradient(partners, y, own=params))
         return gradient.total
     fused = FUSED_ON_CPU and lazy.state.device.type == "cpu"
@@ -231,7 +244,8 @@ def train_epoch(
         if fused:
             lazy_kernels().caught_up_params(*_np(lazy.state, distinct, gaps, lazy.powers, params))
         else:
-            params.copy_(lazy.gather(distinct, lazy.powers.index_select(0, gaps))[:, 0])
+            catch_up = lazy.powers.index_select(0, gaps)
+            params.copy_(lazy.gather(distinct, (catch_up[:, :, 0:1], catch_up[:, :, 1:2]))[:, 0])
         partner = torch.cat([occurrence[b:], occurrence[:b]])
         partners = torch.index_select(
             params, 0, partner, out=lazy.buffers.get("partners", (2 * b, params.shape[1]), params)
@@ -277,10 +291,10 @@ class _BatchGradient:
         # d mean(err²) / d err = 2 err / b (a tensor: a Python float would be copied into one every batch)
         self.two_over = {b: torch.tensor(2 / b, device=device) for b in last_sizes}
 
-    def jacobian(self, partners: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def jacobian(self, partners: torch.Tensor, y: torch.Tensor, own=None) -> tuple[torch.Tensor, torch.Tensor]:
         """`partners` ([m; u] rows) turned into d score / d [u; m], and each example's d loss / d score."""
         b = len(y)
-        pred, slope, jac = self.model.score_jacobian(partners, b)
+        pred, slope, jac = self.model.score_jacobian(partners, b, own)
         err = pred - y
         self.total.add_(torch.dot(err, err), alpha=1 / b)
         return jac, err.mul_(self.two_over[b]) if slope is None else err.mul_(slope).mul_(self.two_over[b])
@@ -289,7 +303,7 @@ class _BatchGradient:
         """`partners` ([m; u] rows) becomes the gradient, in the occurrences' order ([u; m]); `own`, the rows
         themselves, adds row_l2 per occurrence (the large-batch path adds it per distinct row instead)."""
         b = len(y)
-        jac, coef = self.jacobian(partners, y)
+        jac, coef = self.jacobian(partners, y, own)
         # Both halves (user rows, movie rows) scale by the same per-example coefficient: a view, not a copy.
         grad = jac.view(2, b, -1).mul_(coef.view(1, b, 1)).view(2 * b, -1)
         if own is not None and self.row_l2:

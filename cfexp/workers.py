@@ -5,7 +5,8 @@ next study nobody holds, longest first (its remaining trials × epochs, or the s
 and runs all of it, so that every study's seeded TPE sees the same history as in a serial run and the table is the
 serial run's. Taking the next free study as soon as one is done balances the load (longest first, then whoever is
 free). With fewer studies than workers, every process goes through every study and they share its trials, as
-independent `cfexp sweep` processes on the same stores do. Either way each process takes cores ÷ N torch threads,
+independent `cfexp sweep` processes on the same stores do. Either way each process takes cores ÷ N torch threads
+(fixed: measured faster than following the live count, which let a worker take two threads while another started),
 or one visible GPU through CUDA_VISIBLE_DEVICES.
 
 This process is worker 0; it starts the others as `cfexp sweep ... --worker-index I` with the same settings.
@@ -26,6 +27,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from cfexp.models import get_variant
 from cfexp.processes import is_alive, this_process
 from cfexp.recovery import is_failure
 from cfexp.study_summary import DONE
@@ -176,9 +178,10 @@ def _finished(study: optuna.Study, budget: int, max_failures: int) -> bool:
 
 
 def _remaining_cost(study: optuna.Study, spec: StudySpec, budget: int) -> float:
-    """Seconds still to run, from the study's own finished trials where it has any, else trials × epochs."""
+    """Seconds still to run, from the study's own finished trials where it has any, else from its trials × epochs
+    × its variant's relative epoch cost (0.2 s a lazy-SGD epoch on the lesson's data: only the order matters)."""
     trials = study.get_trials(deepcopy=False)
     remaining = max(budget - sum(t.state in CLAIMED for t in trials), 0)
     done = [t.user_attrs["seconds"] for t in trials if t.state == TrialState.COMPLETE and "seconds" in t.user_attrs]
-    per_trial = sum(done) / len(done) if done else spec.run.epochs * 0.1  # ~0.1 s an epoch before anything is known
+    per_trial = sum(done) / len(done) if done else spec.run.epochs * 0.2 * get_variant(spec.run.variant).epoch_cost
     return remaining * per_trial
