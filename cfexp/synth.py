@@ -21,7 +21,6 @@ import pyarrow.csv as pa_csv
 from cfexp.errors import UserError
 
 CHUNK_USERS = 16_384
-POPULARITY_OFFSET, POPULARITY_EXPONENT = 170.0, 2.4  # ml-25m shape: its top movie about 79k ratings (real: 81k)
 HEAVY = 1_000  # ratings per user above which a user's movies are drawn by Gumbel top-k
 TASTE_RANK = 8
 EPOCH_2000, EPOCH_2019 = 946_684_800, 1_574_300_000  # the span of ml-25m's timestamps, in seconds
@@ -34,6 +33,7 @@ class Shape:
     movies: int
     max_movie_id: int
     histogram: dict[float, int]  # rating -> how many
+    popularity: tuple[float, float] = (170.0, 2.4)  # Zipf-Mandelbrot (offset, exponent), fitted to the release
 
     @property
     def min_per_user(self) -> int:
@@ -59,10 +59,18 @@ SHAPES = {
             5.0: 3_612_474,
         },
     ),
+    # the smaller releases' most-rated movies have 3,428 ratings (ml-1m) and 583 (ml-100k), their medians 123 and 27
     "ml-1m": Shape(
-        1_000_209, 6_040, 3_706, 3_952, {1.0: 56_174, 2.0: 107_557, 3.0: 261_197, 4.0: 348_971, 5.0: 226_310}
+        1_000_209,
+        6_040,
+        3_706,
+        3_952,
+        {1.0: 56_174, 2.0: 107_557, 3.0: 261_197, 4.0: 348_971, 5.0: 226_310},
+        (30, 1.3),
     ),
-    "ml-100k": Shape(100_000, 943, 1_682, 1_682, {1.0: 6_110, 2.0: 11_370, 3.0: 27_145, 4.0: 34_174, 5.0: 21_201}),
+    "ml-100k": Shape(
+        100_000, 943, 1_682, 1_682, {1.0: 6_110, 2.0: 11_370, 3.0: 27_145, 4.0: 34_174, 5.0: 21_201}, (30, 2.2)
+    ),
 }
 
 
@@ -73,7 +81,7 @@ def write(shape_name: str, out: Path, seed: int = 42) -> dict:
     shape = SHAPES[shape_name]
     rng = np.random.default_rng(seed)
     counts = _user_counts(shape, rng)
-    popularity = _popularity(shape.movies, rng)
+    popularity = _popularity(shape.movies, *shape.popularity, rng)
     movie_ids = np.sort(rng.choice(np.arange(1, shape.max_movie_id + 1), shape.movies, replace=False))
     covering_user = rng.integers(0, shape.users, shape.movies)  # every movie gets one rating from this user
     user_taste = rng.normal(0, 0.35, (shape.users, TASTE_RANK + 1)).astype(np.float32)
@@ -124,9 +132,9 @@ def _user_counts(shape: Shape, rng: np.random.Generator) -> np.ndarray:
     raise AssertionError("could not reach the exact number of ratings")
 
 
-def _popularity(movies: int, rng: np.random.Generator) -> np.ndarray:
-    """Zipf-Mandelbrot weights, in a random order over the movies."""
-    weights = (np.arange(1, movies + 1) + POPULARITY_OFFSET) ** -POPULARITY_EXPONENT
+def _popularity(movies: int, offset: float, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Zipf-Mandelbrot weights, (rank + offset)^-exponent, in a random order over the movies."""
+    weights = (np.arange(1, movies + 1) + offset) ** -exponent
     return rng.permutation(weights / weights.sum())
 
 

@@ -29,7 +29,7 @@ def test_an_ml_100k_shaped_file_has_its_shape(tmp_path, capsys):
     for rating, expected in SHAPES["ml-100k"].histogram.items():
         assert abs(counts[rating] - expected) <= 1
     per_movie = frame.groupby("movieId").size().sort_values()
-    assert per_movie.iloc[-1] > 20 * per_movie.median()  # a popularity skew, not a uniform catalogue
+    assert per_movie.iloc[-1] > 15 * per_movie.median()  # a popularity skew (ml-100k's: 583 against 27)
     assert out.read_text().splitlines()[0] == "userId,movieId,rating,timestamp"
 
 
