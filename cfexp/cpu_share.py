@@ -16,9 +16,15 @@ from pathlib import Path
 
 import torch
 
-from cfexp.processes import is_alive, this_process
+from cfexp.processes import is_alive, process_record, this_process
 
 REGISTRY = Path(tempfile.gettempdir()) / f"cfexp-{os.getuid() if hasattr(os, 'getuid') else 'user'}" / "sweeps"
+
+
+def register(pid: int, registry: Path = REGISTRY) -> None:
+    """Count another process (a worker just started) as a sweep here before it registers itself."""
+    registry.mkdir(parents=True, exist_ok=True)
+    (registry / f"{pid}.json").write_text(json.dumps(process_record(pid)))
 
 
 def cores() -> int:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -12,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pa_csv
 import torch
 
+from cfexp import movielens
 from cfexp.errors import UserError
 
 BUILTIN = "ml-latest-small"
@@ -79,85 +76,13 @@ class Split:
 
 
 def load_ratings(source: str | Path | None = None) -> Ratings:
-    """Load ratings from the embedded dataset (None or "ml-latest-small"), a ratings.csv, a folder or a zip."""
+    """Load ratings from the embedded dataset (None or "ml-latest-small"), or any MovieLens release's folder, zip
+    or ratings file (see cfexp.movielens)."""
     if source is None or str(source) == BUILTIN:
-        with resources.files("cfexp.datasets").joinpath(f"{BUILTIN}.zip").open("rb") as fh:
-            ratings, movies = _read_zip(io.BytesIO(fh.read()), BUILTIN)
-        return _encode(ratings, movies, BUILTIN)
-    path = Path(source)
-    if not path.exists():
-        raise UserError(f"ratings not found: {path}")
-    if zipfile.is_zipfile(path):
-        return _encode(*_read_zip(path, str(path)), str(path))
-    if path.is_dir():
-        ratings_path, movies_path = path / "ratings.csv", path / "movies.csv"
-        if not ratings_path.exists():
-            raise UserError(f"no ratings.csv in {path}")
-    else:
-        ratings_path, movies_path = path, path.with_name("movies.csv")
-    movies = _read_csv(movies_path, str(movies_path)) if movies_path.exists() else None
+        with resources.as_file(resources.files("cfexp.datasets") / f"{BUILTIN}.zip") as embedded:
+            return _encode(*movielens.read(Path(embedded)), BUILTIN)
     # The raw table goes straight into _encode, which drops it once encoded: at 25M ratings it is 600 MB.
-    return _encode(_read_ratings_csv(ratings_path, str(ratings_path)), movies, str(path))
-
-
-def _read_zip(file, label: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    with zipfile.ZipFile(file) as zf:
-        names = {Path(n).name: n for n in zf.namelist()}
-        if "ratings.csv" not in names:
-            raise UserError(f"no ratings.csv inside {label}")
-        with zf.open(names["ratings.csv"]) as fh:
-            ratings = _read_ratings_csv(fh, f"{label}:ratings.csv")
-        movies = None
-        if "movies.csv" in names:
-            with zf.open(names["movies.csv"]) as fh:
-                movies = _read_csv(fh, f"{label}:movies.csv")
-    return ratings, movies
-
-
-READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError)
-
-
-def _read_csv(file, label: str) -> pd.DataFrame:
-    try:
-        return pd.read_csv(file)
-    except READ_ERRORS as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise UserError(f"cannot read {label}: {_reason(exc)}") from None
-
-
-def _read_ratings_csv(file, label: str) -> pd.DataFrame:
-    """The ratings' three columns only (a timestamp is skipped), parsed by pyarrow straight into typed columns:
-    ml-25m's 25 million rows in seconds and about 1 GB. A file that does not parse that way (a missing column, a
-    value that is not a number) is read again by pandas, so that the error can name the row."""
-    start = file.tell() if hasattr(file, "tell") else None
-    try:
-        if set(REQUIRED_COLUMNS) <= set(_header(file)):
-            types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64()}
-            options = pa_csv.ConvertOptions(include_columns=list(REQUIRED_COLUMNS), column_types=types)
-            table = pa_csv.read_csv(file, convert_options=options)
-            return pd.DataFrame({name: table.column(name).to_numpy() for name in REQUIRED_COLUMNS}, copy=False)
-    except pa.ArrowInvalid:
-        pass
-    except READ_ERRORS as exc:
-        raise UserError(f"cannot read {label}: {_reason(exc)}") from None
-    if start is not None:
-        file.seek(start)
-    return _read_csv(file, label)
-
-
-def _header(file) -> list[str]:
-    """The column names on a CSV's first line; a file object is put back where it was."""
-    if isinstance(file, str | Path):
-        with open(file, encoding="utf-8", errors="replace") as fh:
-            line = fh.readline()
-    else:
-        start = file.tell()
-        line = file.readline().decode("utf-8", errors="replace")
-        file.seek(start)
-    return [name.strip().strip('"') for name in line.strip().split(",")]
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _encode(*movielens.read(Path(source)), str(source))
 
 
 def _encode(ratings: pd.DataFrame, movies: pd.DataFrame | None, source: str) -> Ratings:

@@ -61,6 +61,10 @@ class EmbeddingDot(EmbeddingModel):
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return (u * m).sum(1)
 
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Every (user, movie) score of the given users and movies, as one matrix product (for ranking)."""
+        return self.u(users) @ self.m(movies).T
+
     def score_jacobian(self, partners: torch.Tensor, b: int, own: torch.Tensor | None = None):
         m, u = partners[:b], partners[b:]  # d (u · m) / d u = m and d / d m = u: the partners are the Jacobian
         return _rowdot(u, m), None, partners
@@ -89,6 +93,10 @@ class EmbeddingDotBias(EmbeddingModel):
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         f = self.n_factors
         res = (u[:, :f] * m[:, :f]).sum(1) + u[:, f] + m[:, f]
+        return _sigmoid_range(res, self.y_range)
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        res = torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T).add_(self.ub(users))
         return _sigmoid_range(res, self.y_range)
 
     def score_jacobian(self, partners: torch.Tensor, b: int, own: torch.Tensor | None = None):
@@ -142,6 +150,10 @@ class BayesianMF(EmbeddingModel):
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         f = u.shape[1] - 1
         res = torch.linalg.vecdot(u[:, :f], m[:, :f]) + u[:, f] + m[:, f] + self.offset
+        return res.clamp(*self.y_range)
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        res = torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T).add_(self.ub(users) + self.offset)
         return res.clamp(*self.y_range)
 
 

@@ -84,7 +84,8 @@ class Objective:
         except TrackingError as exc:
             raise TrialLost(f"tracking failed: {exc}") from None
         trial.set_user_attr("mlflow_run_id", child)
-        callbacks = [self.tracker.epoch_logger(child), Pruning(trial)] + ([progress.epochs(run)] if progress else [])
+        logger = self.tracker.epoch_logger(child)
+        callbacks = [logger, Pruning(trial)] + ([progress.epochs(run)] if progress else [])
         verdict, reason, result = "FAIL", "", None
         try:
             model, result = runner.fit_run(run, self.data, callbacks)
@@ -95,9 +96,11 @@ class Objective:
                 torch.cuda.empty_cache()  # give the next trial the memory this one could not use
         except BaseException as exc:  # interrupted (Ctrl-C) or a bug: the run ends KILLED, the sweep decides the rest
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+            logger.flush()
             self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": why})
             self.tracker.finish(child, "KILLED")
             raise
+        logger.flush()  # what a failed fit logged before it broke
         history = result.history if result else []
         trial.set_user_attr("history", history)
         trial.set_user_attr("seconds", result.seconds if result else 0.0)

@@ -12,7 +12,11 @@ HOST = socket.gethostname()
 
 def this_process() -> dict:
     """This process as a record another process can check: a reused pid has another start time."""
-    return {"host": HOST, "pid": os.getpid(), "started": round(psutil.Process().create_time(), 2)}
+    return process_record(os.getpid())
+
+
+def process_record(pid: int) -> dict:
+    return {"host": HOST, "pid": pid, "started": round(psutil.Process(pid).create_time(), 2)}
 
 
 def is_alive(record: dict) -> bool | None:

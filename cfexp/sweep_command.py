@@ -90,8 +90,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     label = f"w{args.worker_index or 0}" if args.workers > 1 else ""
     progress = SweepProgress(args.quiet, label=label, bars=args.workers == 1 and not args.no_bars)
     plan = workers.Plan.for_sweep(len(experiment.sweep.studies), args.workers)
-    threads = args.threads or (workers.threads_each(args.workers) if args.workers > 1 else None)
-    with CpuShare(threads) as cpu:
+    with CpuShare(args.threads) as cpu:
         runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu)
         try:
             outcomes = runner.run(args.trials, args.timeout, workers.studies_for(plan, runner, args.trials))

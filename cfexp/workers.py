@@ -5,9 +5,10 @@ next study nobody holds, longest first (its remaining trials × epochs, or the s
 and runs all of it, so that every study's seeded TPE sees the same history as in a serial run and the table is the
 serial run's. Taking the next free study as soon as one is done balances the load (longest first, then whoever is
 free). With fewer studies than workers, every process goes through every study and they share its trials, as
-independent `cfexp sweep` processes on the same stores do. Either way each process takes cores ÷ N torch threads
-(fixed: measured faster than following the live count, which let a worker take two threads while another started),
-or one visible GPU through CUDA_VISIBLE_DEVICES.
+independent `cfexp sweep` processes on the same stores do. Either way each process takes its share of the cores for
+torch (cpu_share: the cores ÷ the sweeps running here, looked at before each trial, so that the last worker at work
+takes the cores the others left; the helpers are counted from the moment they start), or one visible GPU through
+CUDA_VISIBLE_DEVICES.
 
 This process is worker 0; it starts the others as `cfexp sweep ... --worker-index I` with the same settings.
 """
@@ -27,6 +28,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from cfexp import cpu_share
 from cfexp.models import get_variant
 from cfexp.processes import is_alive, this_process
 from cfexp.recovery import is_failure
@@ -47,14 +49,8 @@ class Plan:
         return cls(workers, workers > 1 and studies >= workers)
 
 
-def threads_each(workers: int) -> int:
-    from cfexp.cpu_share import cores
-
-    return max(1, cores() // workers)
-
-
 def helper_command(args, index: int, summary: str, device: str) -> list[str]:
-    """The command line of worker `index`: this sweep's settings, its own summary file, its share of threads."""
+    """The command line of worker `index`: this sweep's settings and its own summary file."""
     command = [sys.executable, "-m", "cfexp.cli", "sweep", args.experiment, "--quiet" if args.quiet else "--no-bars"]
     for override in args.overrides:
         command += ["--set", override]
@@ -63,7 +59,9 @@ def helper_command(args, index: int, summary: str, device: str) -> list[str]:
         if value is not None:
             command += [f"--{flag}", str(value)]
     command += ["--device", device, "--workers", str(args.workers), "--worker-index", str(index)]
-    return [*command, "--threads", str(args.threads or threads_each(args.workers)), "--summary", summary]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    return [*command, "--summary", summary]
 
 
 def helper_env(index: int, device: str) -> dict[str, str]:
@@ -104,6 +102,8 @@ class Helpers:
             )
             for i, path in enumerate(self.files, start=1)
         ]
+        for process in self.processes:
+            cpu_share.register(process.pid)
         self.told = False
 
     def go(self) -> None:
