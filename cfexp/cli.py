@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=42)
     synth.set_defaults(handler=cmd_synth)
 
+    evaluate = sub.add_parser("evaluate", help="retrain each study's best configuration on K folds: intervals, tests")
+    _experiment_args(evaluate)
+    evaluate.add_argument("--folds", type=int, help="K of the K-fold cross-validation (default: [eval] folds, 5)")
+    evaluate.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
     report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
     report.add_argument("experiment", help="the swept experiment's TOML")
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -141,14 +147,16 @@ def cmd_variants(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from cfexp import data, runner, track, train
     from cfexp.progress import print_comparison
+    from cfexp.ranking import Protocol
 
     experiment, ratings = load_inputs(args)
     split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
     # Resolve every run's device, model and recipe before training any, so a bad input fails before work is done.
     on_device, runs = {}, []
+    protocol = Protocol(experiment.eval.k, experiment.eval.relevance)
     for run in experiment.runs:
         if run.device not in on_device:
-            on_device[run.device] = runner.to_device(ratings, split, run.device)
+            on_device[run.device] = runner.to_device(ratings, split, run.device, protocol)
         tensors = on_device[run.device]
         run = runner.resolved(run, tensors)
         runner.build_for(run, tensors)
@@ -179,7 +187,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
         run_id = tracker.start_run(run.name, runner.params(run), {**tags, "dataset.digest": ratings.digest})
         callbacks = [tracker.epoch_logger(run_id)] + ([] if args.quiet else [EpochProgress(run.name)])
         try:
-            model, result = runner.fit_run(run, tensors, callbacks)
+            model, result = runner.fit_run(run, tensors, callbacks, experiment.eval.per_epoch)
         except BaseException:
             tracker.finish(run_id, "KILLED")
             raise
@@ -210,6 +218,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
         f"shaped like {args.shape} (seed {args.seed}) in {time.perf_counter() - started:.1f} s"
     )
     return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cfexp import evaluate
+
+    return evaluate.main(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

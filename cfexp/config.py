@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cfexp.errors import UserError
+from cfexp.eval_config import EvalConfig, parse_eval
 from cfexp.overrides import apply_override
 from cfexp.sweep_config import SweepConfig, parse_sweep
 
@@ -63,7 +64,7 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
 DATA_DEFAULTS: dict[str, Any] = {"ratings": BUILTIN_DATASET, "val_pct": 0.2, "test_pct": 0.0, "seed": 42}
 DATA_TYPES = {"ratings": (str,), "val_pct": NUMBER, "test_pct": NUMBER, "seed": (int,)}
 TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false"}
-TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep"}
+TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep", "eval"}
 
 
 # The RunConfig fields that say how to train (train.Recipe's fields), as opposed to what model to build.
@@ -139,6 +140,7 @@ class Experiment:
     runs: tuple[RunConfig, ...]
     path: str = ""
     sweep: SweepConfig | None = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
@@ -179,9 +181,10 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
     names = [r.name for r in runs]
     if len(set(names)) != len(names):
         raise UserError(f"{source}: run names must be unique, got {names}")
+    evaluation = parse_eval(raw.get("eval", {}), check_keys, source)
     sweep = None
     if "sweep" in raw:
-        sweep = parse_sweep(raw["sweep"], defaults, resolve_run, check_keys, set(RUN_DEFAULTS), source)
+        sweep = parse_sweep(raw["sweep"], defaults, resolve_run, check_keys, set(RUN_DEFAULTS), source, evaluation.k)
     experiment_name = str(raw.get("name", name))
     if not experiment_name or "/" in experiment_name:
         raise UserError(f"{source}: name must be non-empty and contain no '/', got {experiment_name!r}")
@@ -192,6 +195,7 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
         data=data_config,
         runs=runs,
         path=source,
+        eval=evaluation,
     )
 
 

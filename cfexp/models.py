@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cfexp.errors import UserError
-from cfexp.modules import BayesianMF, EmbeddingDot, EmbeddingDotBias, EmbeddingNN
+from cfexp.modules import BayesianMF, BiasModel, EmbeddingBPR, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, Popularity
 
 # ---------------------------------------------------------------- init schemes
 
@@ -99,23 +99,31 @@ class Variant:
     description: str
     options: dict[str, object] = field(default_factory=dict)
     uses_y_range: bool = True
-    trainer: str = "sgd"  # "sgd": cfexp.train.fit; "gibbs": cfexp.gibbs.fit (a sampler: no lr, no optimizer)
+    trainer: str = "sgd"  # a key of TRAINERS: which fit trains it (cfexp.runner maps them to functions)
     epoch_cost: float = 1.0  # an epoch's time relative to lazy SGD's, for workers to take the longest study first
+    rates: bool = True  # predicts ratings (has a val MSE); False: ranks only, and its studies tune a ranking metric
 
     @property
     def ignores(self) -> frozenset[str]:
         """Searchable run settings this variant's trainer does not use."""
-        return SGD_ONLY if self.trainer == "gibbs" else frozenset()
+        return TRAINERS[self.trainer][0]
 
     @property
     def unused_settings(self) -> frozenset[str]:
         """Run settings this variant's trainer does not use, searchable or not: not logged as its params."""
-        return SGD_ONLY | SGD_RECIPE if self.trainer == "gibbs" else frozenset()
+        return TRAINERS[self.trainer][0] | TRAINERS[self.trainer][1]
 
 
 REGISTRY: dict[str, Variant] = {}
 SGD_ONLY = frozenset({"lr", "weight_decay", "row_l2", "momentum", "batch_size"})
 SGD_RECIPE = frozenset({"optimizer", "lazy_sgd", "one_cycle", "schedule"})
+# trainer: (searchable settings it ignores, other settings it ignores)
+TRAINERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "sgd": (frozenset(), frozenset()),  # cfexp.train.fit
+    "gibbs": (SGD_ONLY, SGD_RECIPE),  # cfexp.gibbs.fit: a sampler, no lr and no optimizer
+    "closed_form": (SGD_ONLY | {"n_factors"}, SGD_RECIPE | {"init", "epochs", "y_range", "seed"}),  # cfexp.baselines
+    "bpr": (frozenset(), frozenset({"lazy_sgd", "y_range"})),  # cfexp.bpr.fit: ranking loss, cfexp.train's optimizers
+}
 
 BASE_SPACE = {
     "n_factors": Param("int", 8, 256, log=True),
@@ -132,6 +140,7 @@ def register(
     uses_y_range: bool = True,
     trainer: str = "sgd",
     epoch_cost: float = 1.0,
+    rates: bool = True,
 ):
     """Register a builder `fn(n_users, n_movies, n_factors, y_range, sparse, **options) -> nn.Module`."""
 
@@ -139,8 +148,10 @@ def register(
         params = inspect.signature(build).parameters
         options = {k: p.default for k, p in params.items() if p.kind == p.KEYWORD_ONLY}
         doc = (build.__doc__ or name).strip().splitlines()[0]
-        base = {k: p for k, p in BASE_SPACE.items() if trainer == "sgd" or k not in SGD_ONLY}
-        spec = Variant(name, build, {**base, **(space or {})}, init, doc, options, uses_y_range, trainer, epoch_cost)
+        base = {k: p for k, p in BASE_SPACE.items() if k not in TRAINERS[trainer][0]}
+        spec = Variant(
+            name, build, {**base, **(space or {})}, init, doc, options, uses_y_range, trainer, epoch_cost, rates
+        )
         REGISTRY[name] = spec
         return build
 
@@ -191,6 +202,45 @@ def _bpmf(n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0,
     return BayesianMF(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin)
 
 
+@register("mean", init="constant(0)", uses_y_range=False, trainer="closed_form", epoch_cost=0.01)
+def _mean(n_users, n_movies, n_factors, y_range, sparse):
+    """The global mean rating of the training set, for every pair (a baseline)."""
+    return BiasModel(n_users, n_movies, None)
+
+
+@register(
+    "bias",
+    init="constant(0)",
+    uses_y_range=False,
+    trainer="closed_form",
+    epoch_cost=0.01,
+    space={"damping": Param("float", 0.5, 50.0, log=True)},
+)
+def _bias(n_users, n_movies, n_factors, y_range, sparse, *, damping=5.0):
+    """The global mean plus damped movie and user biases, in closed form (LensKit's Bias; a baseline)."""
+    return BiasModel(n_users, n_movies, damping)
+
+
+@register("popular", init="constant(0)", uses_y_range=False, trainer="closed_form", epoch_cost=0.01, rates=False)
+def _popular(n_users, n_movies, n_factors, y_range, sparse):
+    """The movies rated most often in training, for everyone: ranks only (a baseline)."""
+    return Popularity(n_movies)
+
+
+@register(
+    "bpr",
+    init="normal(0, 0.1)",
+    uses_y_range=False,
+    trainer="bpr",
+    epoch_cost=1.0,
+    rates=False,
+    space={"n_factors": Param("int", 16, 256, log=True), "lr": Param("float", 1e-3, 5e-2, log=True)},
+)
+def _bpr(n_users, n_movies, n_factors, y_range, sparse):
+    """Bayesian personalised ranking (Rendle et al. 2009): u · m + movie bias, trained on sampled negatives."""
+    return EmbeddingBPR(n_users, n_movies, n_factors)
+
+
 def get_variant(name: str) -> Variant:
     if name not in REGISTRY:
         raise UserError(f"unknown variant {name!r}; known: {', '.join(sorted(REGISTRY))}")
@@ -233,8 +283,11 @@ def check_hyperparameters(
     learn_noise=None,
     burn_in=None,
     thin=None,
+    damping=None,
     **_options,
 ) -> None:
+    if damping is not None and (not isinstance(damping, int | float) or isinstance(damping, bool) or damping < 0):
+        raise UserError(f"damping must be a number >= 0, got {damping!r}")
     if n_factors is not None and (int(n_factors) != n_factors or n_factors < 1):
         raise UserError(f"n_factors must be a positive integer, got {n_factors}")
     if y_range is not None and not (len(y_range) == 2 and y_range[0] < y_range[1]):

@@ -175,3 +175,58 @@ class EmbeddingNN(EmbeddingModel):
 
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return _sigmoid_range(self.mlp(torch.cat([u, m], 1)).squeeze(1), self.y_range)
+
+
+class BiasModel(nn.Module):
+    """The global mean plus a user and a movie bias (all biases zero: the global mean alone). Fitted in closed form
+    (cfexp.baselines), as LensKit's Bias and Surprise's BaselineOnly are."""
+
+    def __init__(self, n_users: int, n_movies: int, damping: float | None):
+        super().__init__()
+        self.ub = nn.Embedding(n_users, 1)
+        self.mb = nn.Embedding(n_movies, 1)
+        nn.init.zeros_(self.ub.weight)
+        nn.init.zeros_(self.mb.weight)
+        self.register_buffer("mean", torch.zeros(()))
+        self.damping = damping  # None: no biases (the `mean` variant)
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self.ub(users)[:, 0] + self.mb(movies)[:, 0] + self.mean
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self.ub(users) + self.mb(movies).T + self.mean
+
+
+class Popularity(nn.Module):
+    """Ranks movies by how often they were rated in training; it predicts no ratings (NaN)."""
+
+    def __init__(self, n_movies: int):
+        super().__init__()
+        self.register_buffer("counts", torch.zeros(n_movies))
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return torch.full(users.shape, float("nan"), device=self.counts.device)
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self.counts[movies].expand(len(users), -1)
+
+
+class EmbeddingBPR(EmbeddingModel):
+    """A user's preference for a movie, u · m + the movie's bias: trained to rank (BPR), not to rate."""
+
+    user_tables = ("u",)
+    movie_tables = ("m", "mb")
+
+    def __init__(self, n_users: int, n_movies: int, n_factors: int):
+        super().__init__()
+        self.u = nn.Embedding(n_users, n_factors)
+        self.m = nn.Embedding(n_movies, n_factors)
+        self.mb = nn.Embedding(n_movies, 1)
+        nn.init.zeros_(self.mb.weight)
+        self.n_factors = n_factors
+
+    def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vecdot(u, m[:, : self.n_factors]) + m[:, self.n_factors]
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T)

@@ -30,16 +30,27 @@ class TrialLost(Exception):
 
 
 class Pruning:
-    """Reports each epoch's val loss to Optuna and stops the fit when the pruner says so."""
+    """Reports each epoch's value of the study's objective (val_loss, or a ranking metric) to Optuna and stops the
+    fit when the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial):
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, key: str = "val_loss"):
+        self.trial, self.key = trial, key
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        if math.isfinite(metrics["val_loss"]):
-            self.trial.report(metrics["val_loss"], step=epoch)
+        value = metrics.get(self.key, math.nan)
+        if math.isfinite(value):
+            self.trial.report(value, step=epoch)
             if self.trial.should_prune():
                 raise train.StopTraining(f"pruned at epoch {epoch}")
+
+
+def objective_value(result: train.FitResult, key: str) -> float:
+    """What the study optimises: the best val loss, or the final model's ranking metric `key`."""
+    return result.best_val_loss if key == "val_loss" else result.ranking.get(key, math.nan)
+
+
+def better(value: float, than: float, key: str) -> bool:
+    return value < than if key == "val_loss" else value > than
 
 
 @dataclass
@@ -54,8 +65,18 @@ class BestModel:
 class Objective:
     """Trains and tracks one trial at a time for a study; `best` is this process's best model of it."""
 
-    def __init__(self, spec: StudySpec, study_name: str, data: runner.SplitTensors, tracker: Tracker, parent_id: str):
+    def __init__(
+        self,
+        spec: StudySpec,
+        study_name: str,
+        data: runner.SplitTensors,
+        tracker: Tracker,
+        parent_id: str,
+        rank_each_epoch: bool = False,
+    ):
         self.spec, self.study_name, self.data, self.tracker, self.parent_id = spec, study_name, data, tracker, parent_id
+        # per-epoch ranking when asked, and always when the study tunes (and prunes) for ranking
+        self.rank_each_epoch = rank_each_epoch or spec.objective != "val_loss"
         self.tags = {"cfexp.experiment": study_name.split("/")[0], "cfexp.variant": spec.run.variant}
         self.tags["optuna.study"] = study_name
         self.tags["cfexp.worker"] = f"{HOST}:{os.getpid()}"  # which process (and machine) ran each trial
@@ -85,11 +106,11 @@ class Objective:
             raise TrialLost(f"tracking failed: {exc}") from None
         trial.set_user_attr("mlflow_run_id", child)
         logger = self.tracker.epoch_logger(child)
-        callbacks = [logger, Pruning(trial)] + ([progress.epochs(run)] if progress else [])
+        callbacks = [logger, Pruning(trial, self.spec.objective)] + ([progress.epochs(run)] if progress else [])
         verdict, reason, result = "FAIL", "", None
         try:
-            model, result = runner.fit_run(run, self.data, callbacks)
-            verdict, reason = _verdict(result)
+            model, result = runner.fit_run(run, self.data, callbacks, self.rank_each_epoch)
+            verdict, reason = _verdict(result, self.spec.objective)
         except (RuntimeError, ValueError, MemoryError, UserError) as exc:  # a trial's own failure: the study goes on
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if isinstance(exc, torch.OutOfMemoryError):
@@ -104,6 +125,9 @@ class Objective:
         history = result.history if result else []
         trial.set_user_attr("history", history)
         trial.set_user_attr("seconds", result.seconds if result else 0.0)
+        if result is not None:
+            trial.set_user_attr("best_val_loss", result.best_val_loss)
+            trial.set_user_attr("ranking", result.ranking)
         self.tracker.close_run(child, runner.params(run), result, verdict, reason)
         errors = self.tracker.wait(child)  # Optuna hears the verdict only once the run is safely written
         if errors:
@@ -116,14 +140,17 @@ class Objective:
         if verdict == "FAIL":
             trial.set_user_attr(recovery.FAIL_REASON, reason)
             raise TrialFailed(reason)
-        if self.best is None or result.best_val_loss < self.best.value:
-            self.best = BestModel(result.best_val_loss, child, copy.deepcopy(model))
-        return result.best_val_loss
+        value = objective_value(result, self.spec.objective)
+        if self.best is None or better(value, self.best.value, self.spec.objective):
+            self.best = BestModel(value, child, copy.deepcopy(model))
+        return value
 
 
-def _verdict(result: train.FitResult) -> tuple[str, str]:
+def _verdict(result: train.FitResult, objective: str) -> tuple[str, str]:
     if result.status == "diverged":
         return "FAIL", f"diverged: {result.reason}"
     if result.status == "stopped":
         return "PRUNED", result.reason
+    if not math.isfinite(objective_value(result, objective)):
+        return "FAIL", f"no {objective}: no user has a relevant movie in validation"
     return "COMPLETE", ""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
+import pandas as pd
 from tqdm import tqdm
 
 from cfexp.train import Callback, FitResult, Recipe
+
+HISTORY_COLUMNS = ("epoch", "lr", "noise_precision", "train_loss", "val_loss", "val_rmse", "val_mae")
 
 
 class EpochProgress(Callback):
@@ -21,7 +25,9 @@ class EpochProgress(Callback):
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(train=f"{metrics['train_loss']:.4f}", val=f"{metrics['val_loss']:.4f}")
+            shown = {"train": metrics["train_loss"], "val": metrics.get("val_loss", math.nan)}
+            shown.update({k.split("_at_")[0]: v for k, v in metrics.items() if k.startswith("ndcg_at_")})
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items() if math.isfinite(v)})
             self.bar.update(1)
 
     def on_fit_end(self, result: FitResult) -> None:
@@ -30,28 +36,36 @@ class EpochProgress(Callback):
 
 
 def print_history(name: str, result: FitResult) -> None:
+    """The run's epochs: the columns its trainer has (a sampler has a noise precision and no lr; a ranking-only
+    model has no val MSE; ranking metrics show when they were computed per epoch), then the final ranking."""
     print(f"\n{name}")
-    # a sampler has no lr; its second column is the noise precision it ran at
-    step = "lr" if not result.history or "lr" in result.history[0] else "noise_precision"
-    label = "lr" if step == "lr" else "noise"
-    print(f"{'epoch':>5} {label:>8} {'train_loss':>10} {'val_loss':>10} {'val_rmse':>9} {'val_mae':>8} {'s':>6}")
-    for h in result.history:
-        print(
-            f"{h['epoch']:>5} {h[step]:>8.3g} {h['train_loss']:>10.4f} {h['val_loss']:>10.4f} "
-            f"{h['val_rmse']:>9.4f} {h['val_mae']:>8.4f} {h['seconds']:>6.2f}"
-        )
+    frame = pd.DataFrame(result.history).dropna(axis=1, how="all")
+    columns = [c for c in HISTORY_COLUMNS if c in frame] + [c for c in frame if "_at_" in c] + ["seconds"]
+    if not frame.empty:
+        print(frame[[c for c in columns if c in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if result.status != "completed":
         print(f"  {result.status}: {result.reason}")
+    if result.ranking:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in result.ranking.items() if k != "ranked_users")
+        print(f"  ranking of the final model ({result.ranking.get('ranked_users')} users): {shown}")
 
 
 def print_comparison(results: list) -> None:
-    print(f"\n{'run':<24} {'variant':<18} {'epochs':>6} {'val_loss':>9} {'best':>8} {'test':>8} {'s':>6}  status")
+    ndcg = next((k for _, r in results for k in r.ranking if k.startswith("ndcg_at_")), "ndcg")
+    label = ndcg.replace("_at_", "@")
+    head = f"{'run':<24} {'variant':<18} {'epochs':>6} {'val_loss':>9} {'best':>8} {'test':>8} {label:>8} {'s':>6}"
+    print(f"\n{head}  status")
     for run, result in results:
         test = f"{result.test_loss:.4f}" if result.test_loss is not None else "-"
+        rank = f"{result.ranking[ndcg]:.4f}" if ndcg in result.ranking else "-"
         print(
-            f"{run.name:<24} {run.variant:<18} {len(result.history):>6} {result.val_loss:>9.4f} "
-            f"{result.best_val_loss:>8.4f} {test:>8} {result.seconds:>6.1f}  {result.status}"
+            f"{run.name:<24} {run.variant:<18} {len(result.history):>6} {_number(result.val_loss):>9} "
+            f"{_number(result.best_val_loss):>8} {test:>8} {rank:>8} {result.seconds:>6.1f}  {result.status}"
         )
+
+
+def _number(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "-"
 
 
 class SweepProgress:
@@ -89,15 +103,20 @@ class SweepProgress:
         except ValueError:
             best = "-"
         where = f"{self.prefix}{study.study_name} " if self.prefix else "  "
-        print(f"{where}t{trial.number:<3} {trial.state.name:<8} val {shown}  best {best}", file=sys.stderr, flush=True)
+        what = "val" if study.direction.name == "MINIMIZE" else "ndcg"  # the objective's value either way
+        line = f"{where}t{trial.number:<3} {trial.state.name:<8} {what} {shown}  best {best}"
+        print(line, file=sys.stderr, flush=True)
 
 
 def print_sweep_table(rows: list[dict]) -> None:
+    """Each study's best trial (by its objective: MSE, or the ranking metric a ranking study tunes)."""
     width = max([len("variant"), *(len(row["study"]) for row in rows)])
-    print(f"\n{'variant':<{width}} {'best MSE':>9} {'RMSE':>7} {'done/pruned/failed':>18}  best params")
+    ndcg = next((k for row in rows for k in row if k.startswith("ndcg_at_")), "ndcg")
+    label = ndcg.replace("_at_", "@")
+    print(f"\n{'variant':<{width}} {'best MSE':>9} {'RMSE':>7} {label:>8} {'done/pruned/failed':>18}  best params")
     for row in rows:
-        mse = f"{row['best_val_loss']:.4f}" if row["best_val_loss"] is not None else "-"
-        rmse = f"{row['best_val_rmse']:.4f}" if row["best_val_rmse"] is not None else "-"
         counts = f"{row['complete']}/{row['pruned']}/{row['failed']}"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
-        print(f"{row['study']:<{width}} {mse:>9} {rmse:>7} {counts:>18}  {params}")
+        tuned = "" if row.get("objective", "val_loss") == "val_loss" else f" (tuned for {label})"
+        mse, rmse, rank = (_number(row.get(k)) for k in ("best_val_loss", "best_val_rmse", ndcg))
+        print(f"{row['study']:<{width}} {mse:>9} {rmse:>7} {rank:>8} {counts:>18}  {params}{tuned}")

@@ -19,7 +19,8 @@ from torch import nn
 
 from cfexp.data import Ratings, TensorPart
 
-SCORE_BLOCK = 1 << 24  # users × movies scored at once
+SCORE_BLOCK = 1 << 24  # users × movies scored at once by a model's score_matrix (64 MB of float32)
+PAIR_BLOCK = 1 << 18  # (user, movie) pairs at once through a model's forward (an MLP's activations are wide)
 METRICS = ("ndcg", "recall", "hr", "map")
 
 
@@ -104,19 +105,21 @@ def evaluate(model: nn.Module, data: RankingData) -> dict[str, float]:
     model.eval()
     k = data.protocol.k
     n_movies = len(data.by_id)
-    block = max(1, SCORE_BLOCK // n_movies)
+    block = max(1, (SCORE_BLOCK if hasattr(model, "score_matrix") else PAIR_BLOCK) // n_movies)
     totals = torch.zeros(len(METRICS), dtype=torch.float64, device=data.users.device)
     discount = 1.0 / torch.log2(torch.arange(k, device=data.users.device, dtype=torch.float64) + 2)
     for start in range(0, len(data.users), block):
         users = data.users[start : start + block]
-        scores = scores_for(model, users, data.by_id).float()
+        scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
         scores[:, data.not_candidate] = -math.inf
         seen_row, seen_movie = _rows(data.train_seen, users)
         scores[seen_row, seen_movie] = -math.inf
         relevant = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
         rel_row, rel_movie = _rows(data.relevant, users)
         relevant[rel_row, rel_movie] = True
-        hits = relevant.gather(1, top_k(scores, k)).double()
+        picked = top_k(scores, k)
+        # a user with fewer than k candidates gets non-candidates (-inf) at the end of the list: never hits
+        hits = (relevant.gather(1, picked) & torch.isfinite(scores.gather(1, picked))).double()
         ideal = data.relevant_counts[users].clamp(max=k).double()
         dcg = hits @ discount
         idcg = torch.cumsum(discount, 0)[ideal.long() - 1]

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import torch
 from torch import nn
 
+from cfexp import baselines, bpr, gibbs, ranking
 from cfexp import data as cfdata
-from cfexp import gibbs
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
 from cfexp.errors import UserError
 from cfexp.models import Init, build_model, get_variant
+from cfexp.ranking import Protocol, RankingCallback, RankingData
 from cfexp.train import Callback, FitResult, Recipe, evaluate, fit, resolve_device
+
+TRAINERS = {"sgd": fit, "gibbs": gibbs.fit, "closed_form": baselines.fit, "bpr": bpr.fit}
 
 
 @dataclass(frozen=True)
@@ -27,9 +31,15 @@ class SplitTensors:
     train: TensorPart
     val: TensorPart
     test: TensorPart | None
+    protocol: Protocol = field(default_factory=Protocol)
+
+    @cached_property
+    def ranking(self) -> RankingData:
+        """The full-ranking protocol's view of the split (built on first use)."""
+        return RankingData(self.ratings, self.train, self.val, self.protocol)
 
 
-def to_device(ratings: Ratings, split: Split, device: str = "auto") -> SplitTensors:
+def to_device(ratings: Ratings, split: Split, device: str = "auto", protocol: Protocol | None = None) -> SplitTensors:
     dev = resolve_device(device)
     test = cfdata.tensors(ratings, split.test, dev) if len(split.test) else None
     return SplitTensors(
@@ -39,6 +49,7 @@ def to_device(ratings: Ratings, split: Split, device: str = "auto") -> SplitTens
         cfdata.tensors(ratings, split.train, dev),
         cfdata.tensors(ratings, split.val, dev),
         test,
+        protocol or Protocol(),
     )
 
 
@@ -75,12 +86,24 @@ def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
     return model
 
 
-def fit_run(run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = ()) -> tuple[nn.Module, FitResult]:
-    """Build, train and (where there is a test split) test one run."""
+def fit_run(
+    run: RunConfig, data: SplitTensors, callbacks: Sequence[Callback] = (), rank_each_epoch: bool = False
+) -> tuple[nn.Module, FitResult]:
+    """Build, train, rank (the final model; each epoch's too when asked) and, where there is a test split, test."""
     recipe = Recipe(**run.recipe_kwargs())
     model = build_for(run, data)
-    trainer = gibbs.fit if get_variant(run.variant).trainer == "gibbs" else fit
-    result = trainer(model, data.train, data.val, recipe, callbacks)
-    if data.test is not None and result.status != "diverged":
+    variant = get_variant(run.variant)
+    # A ranking-only variant picks its best epoch by its ranking; a sampler's model exists only once it ends.
+    picks_by_ranking = not variant.rates and (run.restore_best or run.patience > 0)
+    per_epoch = (rank_each_epoch or picks_by_ranking) and variant.trainer != "gibbs"
+    ranker = RankingCallback(data.ranking, per_epoch)
+    result = TRAINERS[variant.trainer](model, data.train, data.val, recipe, [ranker, *callbacks])
+    result.ranking = ranker.final
+    if data.test is not None and result.status != "diverged" and variant.rates:
         result.test_loss = evaluate(model, data.test)["mse"]
     return model, result
+
+
+def ranking_of(model: nn.Module, data: SplitTensors) -> dict[str, float]:
+    """The protocol's ranking metrics of a trained model on the split."""
+    return ranking.evaluate(model, data.ranking)

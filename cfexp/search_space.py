@@ -23,9 +23,11 @@ def search_space(spec: StudySpec) -> dict[str, Param]:
     for key, override in spec.space.items():
         if key not in RUN_LEVEL and key not in variant.options:
             raise UserError(f"study {spec.name!r}: {key!r} is not searchable for {variant.name}")
-        if key in variant.ignores and override is not False:
+        if key in variant.ignores and (override is False or key in spec.inherited):
+            continue  # [sweep.space] sets it for the variants that have it
+        if key in variant.ignores:
             raise UserError(
-                f"study {spec.name!r}: {variant.name} is fitted by {variant.trainer} sampling and does not use "
+                f"study {spec.name!r}: {variant.name}'s {variant.trainer} trainer does not use "
                 f"{key!r}; drop it from this study with space.{key} = false"
             )
         if override is False:
@@ -44,6 +46,11 @@ def search_space(spec: StudySpec) -> dict[str, Param]:
 def check_study(spec: StudySpec, data: runner.SplitTensors) -> None:
     """Fail before any store is touched if the study's run, or its space at either end of a range, is impossible."""
     space = search_space(spec)
+    if not get_variant(spec.run.variant).rates and spec.objective == "val_loss":
+        raise UserError(
+            f"study {spec.name!r}: {spec.run.variant} ranks and predicts no ratings, so it has no val MSE to tune; "
+            f'give it objective = "ndcg@{data.protocol.k}"'
+        )
     for end in ("low", "high"):
         params = {k: (getattr(p, end) if p.kind != "categorical" else p.choices[0]) for k, p in space.items()}
         params = {k: int(v) if space[k].kind == "int" else v for k, v in params.items()}

@@ -43,18 +43,22 @@ class StudyOutcome:
 
     def best_rmse(self, best: FrozenTrial) -> float:
         """The val RMSE at the best trial's best epoch."""
-        history = best.user_attrs.get("history", [])
+        history = [h for h in best.user_attrs.get("history", []) if math.isfinite(h.get("val_loss", math.nan))]
         at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
-        return at_best.get("val_rmse", math.sqrt(best.value))
+        return at_best.get("val_rmse", math.sqrt(best_val_loss(best)))
 
     def row(self) -> dict:
         """One line of the sweep's closing table."""
         best = self.best()
+        mse = best_val_loss(best) if best else math.nan
         return {
             "study": self.study.study_name,
             "variant": self.spec.run.variant,
-            "best_val_loss": best.value if best else None,
-            "best_val_rmse": self.best_rmse(best) if best else None,
+            "objective": self.spec.objective,
+            "best_value": best.value if best else None,
+            "best_val_loss": mse if math.isfinite(mse) else None,
+            "best_val_rmse": self.best_rmse(best) if math.isfinite(mse) else None,
+            **(best.user_attrs.get("ranking", {}) if best else {}),
             **self.counts(),
             "params": best.params if best else {},
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
@@ -63,7 +67,17 @@ class StudyOutcome:
 
     def best(self) -> FrozenTrial | None:
         done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return min(done, key=lambda t: t.value) if done else None
+        if not done:
+            return None
+        return (min if self.spec.direction == "minimize" else max)(done, key=lambda t: t.value)
+
+
+def best_val_loss(trial: FrozenTrial) -> float:
+    """A complete trial's best val MSE (NaN for a ranking-only variant); older trials stored it only as their value."""
+    if "best_val_loss" in trial.user_attrs:
+        value = trial.user_attrs["best_val_loss"]
+        return math.nan if value is None else value
+    return trial.value
 
 
 def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
@@ -73,7 +87,11 @@ def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
     metrics = {f"trials_{k}": v for k, v in counts.items()}
     tags = {"optuna.state": "COMPLETE" if best else "FAIL"}
     if best is not None:
-        metrics.update({"best_val_loss": best.value, "best_val_rmse": outcome.best_rmse(best)})
+        metrics["best_value"] = best.value
+        mse = best_val_loss(best)
+        if math.isfinite(mse):
+            metrics.update({"best_val_loss": mse, "best_val_rmse": outcome.best_rmse(best)})
+        metrics.update({k: v for k, v in best.user_attrs.get("ranking", {}).items() if k != "ranked_users"})
         tags.update({f"best.{k}": v for k, v in best.params.items()})
         tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
         _mark_best(outcome, tracker, best.user_attrs.get("mlflow_run_id"))

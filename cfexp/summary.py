@@ -30,6 +30,8 @@ def run_record(run, result, mlflow_run_id: str | None = None, state: str | None 
         record["reason"] = reason
     if result is not None and result.test_loss is not None:
         record["test_loss"] = result.test_loss
+    if result is not None and result.ranking:
+        record["ranking"] = result.ranking
     return record
 
 

@@ -18,6 +18,7 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own hear
 from optuna.trial import TrialState
 
 from cfexp import recovery, runner
+from cfexp.errors import UserError
 from cfexp.objective import Objective, TrialFailed, TrialLost
 from cfexp.search_space import search_space
 from cfexp.study_store import StudyStore
@@ -28,6 +29,7 @@ from cfexp.track import Tracker, TrackingError
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 TRACKING_FAILURES_IN_A_ROW = 3  # then the tracking store is taken to be down, and the sweep stops
 CLAIMED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+OBJECTIVE = "cfexp.objective"  # study user attr: the metric its values are (val_loss, or e.g. ndcg_at_10)
 
 
 class TrackingDown(TrackingError):
@@ -40,7 +42,8 @@ def make_sampler(sweep: SweepConfig, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_study(sweep: SweepConfig, name: str, epochs: int, store) -> optuna.Study:
+def make_study(sweep: SweepConfig, name: str, epochs: int, store, objective: str = "val_loss") -> optuna.Study:
+    """Create or load the study; one created for another objective is refused (its values would not compare)."""
     sampler = make_sampler(sweep, sweep.seed)
     if sweep.pruner == "median":
         pruner = optuna.pruners.MedianPruner(
@@ -50,9 +53,19 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store) -> optuna.Stud
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
     else:
         pruner = optuna.pruners.NopPruner()
-    return optuna.create_study(
-        study_name=name, storage=store, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True
+    direction = "minimize" if objective == "val_loss" else "maximize"
+    study = optuna.create_study(
+        study_name=name, storage=store, sampler=sampler, pruner=pruner, direction=direction, load_if_exists=True
     )
+    was = study.user_attrs.get(OBJECTIVE, "val_loss" if study.trials else None)
+    if was is None:
+        study.set_user_attr(OBJECTIVE, objective)
+    elif was != objective:
+        raise UserError(
+            f"study {name} tuned {was}, and its objective is now {objective}: its trials would not compare; "
+            "give the experiment another name, or delete the study"
+        )
+    return study
 
 
 class Sweep:
@@ -111,16 +124,16 @@ class Sweep:
                 found.append(self.outcomes[spec.name])
                 continue
             name = f"{self.experiment.name}/{spec.name}"
-            study = make_study(self.config, name, spec.run.epochs, self.store.storage)
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective)
             parent = self.tracker.find_parent(name) or ""
-            found.append(StudyOutcome(spec, study, parent, Objective(spec, name, self.data, self.tracker, parent)))
+            found.append(StudyOutcome(spec, study, parent, self.objective(spec, name, parent)))
         return found
 
     def open_study(self, spec: StudySpec) -> StudyOutcome:
         """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""
         name = f"{self.experiment.name}/{spec.name}"
         with self.store.lock():
-            study = make_study(self.config, name, spec.run.epochs, self.store.storage)
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective)
             if not study.trials:
                 for params in spec.enqueue:
                     study.enqueue_trial(params)
@@ -128,12 +141,15 @@ class Sweep:
                 spec.name,
                 {"variant": spec.run.variant, "init": spec.run.init},
                 {"cfexp.experiment": self.experiment.name, "cfexp.variant": spec.run.variant, "optuna.study": name}
-                | {"cfexp.role": "study"},
+                | {"cfexp.role": "study", "cfexp.objective": spec.objective},
             )
             recovery.fail_lost_trials(study, self.store.storage)
             recovery.close_runs(study, self.tracker, parent)
             self.tracker.reopen(parent)
-        return StudyOutcome(spec, study, parent, Objective(spec, name, self.data, self.tracker, parent))
+        return StudyOutcome(spec, study, parent, self.objective(spec, name, parent))
+
+    def objective(self, spec: StudySpec, name: str, parent: str) -> Objective:
+        return Objective(spec, name, self.data, self.tracker, parent, self.experiment.eval.per_epoch)
 
     def claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
         """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""

@@ -62,6 +62,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     from cfexp import data, runner, search_space, study_store, sweep, track, workers
     from cfexp.cpu_share import CpuShare
     from cfexp.progress import SweepProgress
+    from cfexp.ranking import Protocol
 
     helper = args.worker_index is not None
     try:
@@ -69,7 +70,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         split = data.split_rows(
             len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed
         )
-        tensors = runner.to_device(ratings, split, device)
+        tensors = runner.to_device(ratings, split, device, Protocol(experiment.eval.k, experiment.eval.relevance))
     except UserError:
         if helper:
             return 2  # the first worker says it

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cfexp.errors import UserError
+from cfexp.eval_config import objective_key
 
 SWEEP_DEFAULTS: dict[str, Any] = {
     "trials": 10,  # per study: complete plus pruned trials; a rerun tops the study up to it
@@ -16,13 +17,13 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "pruner": "median",  # median | hyperband | none
     "pruner_startup_trials": 3,
     "pruner_warmup_epochs": 2,
-    "metric": "best_val_loss",
+    "objective": "val_loss",  # or a ranking metric at [eval]'s k, e.g. "ndcg@10" (maximised); per study too
     "space": {},  # search-space overrides for every study
     "variants": [],
 }
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
-STUDY_KEYS = {"space", "enqueue", "trials", "max_failures"}
+STUDY_KEYS = {"space", "enqueue", "trials", "max_failures", "objective"}
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class StudySpec:
     enqueue: tuple[dict, ...] = ()  # trials to try first, when the study is new
     trials: int | None = None  # this study's budget, when it differs from [sweep]'s
     max_failures: int | None = None
+    objective: str = "val_loss"  # the metric key the study optimises: val_loss (minimised) or e.g. ndcg_at_10
+    inherited: frozenset[str] = frozenset()  # space keys from [sweep.space] only (skipped where the variant has none)
+
+    @property
+    def direction(self) -> str:
+        return "minimize" if self.objective == "val_loss" else "maximize"
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,9 @@ class SweepConfig:
     studies: tuple[StudySpec, ...]
 
 
-def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: set[str], where: str) -> SweepConfig:
+def parse_sweep(
+    raw: dict, defaults: dict, resolve_run, check_keys, run_keys: set[str], where: str, k: int = 10
+) -> SweepConfig:
     """Validate `[sweep]`; each `[[sweep.variants]]` entry is a run (over `[train]` defaults) plus space/enqueue."""
     if not isinstance(raw, dict):
         raise UserError(f"{where}: [sweep] must be a table")
@@ -67,8 +76,7 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
         raise UserError(f"{where} [sweep]: sampler must be one of {', '.join(SAMPLERS)}")
     if settings["pruner"] not in PRUNERS:
         raise UserError(f"{where} [sweep]: pruner must be one of {', '.join(PRUNERS)}")
-    if settings["metric"] != "best_val_loss":
-        raise UserError(f"{where} [sweep]: metric must be best_val_loss")
+    objective_key(settings["objective"], k, f"{where} [sweep]")
     entries = settings["variants"]
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise UserError(f"{where}: [sweep] needs at least one [[sweep.variants]] table")
@@ -78,7 +86,8 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
         label = f"{where} sweep variant {i + 1}"
         check_keys(entry, run_keys | {"name"} | STUDY_KEYS, label)
         run = resolve_run({**defaults, **{k: v for k, v in entry.items() if k not in STUDY_KEYS}}, label)
-        space = {**common_space, **_space(entry.get("space", {}), f"{label} space")}
+        own_space = _space(entry.get("space", {}), f"{label} space")
+        space = {**common_space, **own_space}
         enqueue = entry.get("enqueue", [])
         if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
             raise UserError(f"{label}: enqueue must be a list of tables of parameter values")
@@ -86,7 +95,19 @@ def parse_sweep(raw: dict, defaults: dict, resolve_run, check_keys, run_keys: se
             value = entry.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise UserError(f"{label}: {key} must be an integer >= 1, got {value!r}")
-        studies.append(StudySpec(run.name, run, space, tuple(enqueue), entry.get("trials"), entry.get("max_failures")))
+        objective = objective_key(entry.get("objective", settings["objective"]), k, label)
+        studies.append(
+            StudySpec(
+                run.name,
+                run,
+                space,
+                tuple(enqueue),
+                entry.get("trials"),
+                entry.get("max_failures"),
+                objective,
+                frozenset(common_space) - set(own_space),
+            )
+        )
     names = [s.name for s in studies]
     if len(set(names)) != len(names):
         raise UserError(f"{where}: sweep variant names must be unique, got {names}")

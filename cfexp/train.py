@@ -91,6 +91,7 @@ class FitResult:
     reason: str = ""
     test_loss: float | None = None
     best_epoch: int | None = None
+    ranking: dict[str, float] = field(default_factory=dict)  # the final model's ranking metrics (cfexp.ranking)
 
     @property
     def val_loss(self) -> float:
@@ -152,6 +153,13 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, foreach=True)
     cls = torch.optim.Adam if recipe.optimizer == "adam" else torch.optim.AdamW
     return cls(params, lr=lr, weight_decay=recipe.weight_decay, foreach=True)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, recipe: Recipe, n_batches: int):
+    """The one-cycle schedule stepped every batch, when the recipe asks for it (else None: the phases' lr)."""
+    if not recipe.one_cycle:
+        return None
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr_at(0), total_steps=recipe.epochs * n_batches)
 
 
 @torch.inference_mode()
@@ -239,11 +247,7 @@ def fit(
     n_batches = math.ceil(n / bs)
     lazy = LazySGD(model, recipe.momentum, recipe.weight_decay) if uses_lazy_sgd(model, recipe) else None
     optimizer = None if lazy else make_optimizer(model, recipe)
-    scheduler = None
-    if recipe.one_cycle and optimizer is not None:
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr_at(0), total_steps=recipe.epochs * n_batches
-        )
+    scheduler = one_cycle(optimizer, recipe, n_batches) if optimizer is not None else None
     shuffle = torch.Generator(device=device).manual_seed(recipe.seed)
     result = FitResult(status="completed")
     best = _BestEpoch(keep_weights=recipe.restore_best)

@@ -155,7 +155,8 @@ def _take_next(runner: Sweep, specs, taken: set[str], budget_of) -> StudySpec | 
         for spec in specs:
             if spec.name in taken:
                 continue
-            study = make_study(runner.config, f"{runner.experiment.name}/{spec.name}", spec.run.epochs, store.storage)
+            name = f"{runner.experiment.name}/{spec.name}"
+            study = make_study(runner.config, name, spec.run.epochs, store.storage, spec.objective)
             holder = study.user_attrs.get(HOLDER)
             if holder and holder != me and is_alive(holder) is not False:
                 continue  # another worker runs it (or one on another host, which cannot be checked)

@@ -171,7 +171,7 @@ def test_bad_sweep_input_touches_no_store(tiny, workdir, capsys):
         (["--set", "sweep.space.n_factors={low = 0, high = 4}"], "n_factors must be"),
         (["--set", "sweep.space.hidden={low = 1, high = 4}"], "not searchable"),
         (["--trials", "0"], "--trials must be >= 1"),
-        (["--set", "sweep.variants=[{name = 'b', variant = 'bpmf'}]"], "does not use 'lr'"),
+        (["--set", "sweep.variants=[{name = 'b', variant = 'bpmf', space.lr = {low = 0.1, high = 1}}]"], "'lr'"),
         (
             [
                 "--set",

@@ -12,9 +12,9 @@ import optuna
 from cfexp import data
 from cfexp.errors import UserError
 from cfexp.models import get_variant
-from cfexp.report import figures, learned
+from cfexp.report import comparisons, figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
-from cfexp.report.sections import Section, fmt, md_table
+from cfexp.report.sections import Section, fmt, md_table, number
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -40,13 +40,15 @@ def build_report(experiment, storage: optuna.storages.BaseStorage, out_root: Pat
         dataset_section(ratings, split, folder),
         seed_section(stores),
         leaderboard_section(studies),
+        comparisons.ranking_section(studies, experiment.eval.k),
+        comparisons.evaluation_section(stores.evaluation(experiment.name), experiment.eval.k),
         curves_section(studies, folder),
         *study_sections(studies, folder),
         init_section(studies, stores, folder),
         learned_section(studies, stores, ratings, folder, user_id),
         links_section(studies, experiment),
     ]
-    body = [s for s in sections if s is not None]
+    body = number([s for s in sections if s is not None])
     title = f"cfexp report: {experiment.name}"
     text = f"# {title}\n\n{experiment.description}\n\n" + "\n\n".join(s.markdown() for s in body) + "\n"
     (folder / "report.md").write_text(text, encoding="utf-8")
@@ -58,7 +60,7 @@ def build_report(experiment, storage: optuna.storages.BaseStorage, out_root: Pat
 
 def dataset_section(ratings, split, folder: Path) -> Section:
     info = data.summary(ratings, split)
-    s = Section("1. The dataset")
+    s = Section("The dataset")
     s.add(
         f"`{info['source']}`: **{info['users']:,} users**, **{info['movies']:,} movies**, "
         f"**{info['ratings']:,} ratings** from {fmt(info['rating_min'], 1)} to {fmt(info['rating_max'], 1)}; "
@@ -81,7 +83,7 @@ def seed_section(stores: Stores) -> Section | None:
     runs = stores.seed_runs()
     if not runs:
         return None
-    s = Section("2. The seed lesson, reproduced")
+    s = Section("The seed lesson, reproduced")
     rows = [["run", "lesson, 3 epochs", "ours", "lesson, 6 epochs", "ours", "MLflow run"]]
     for run in runs:
         lesson = LESSON[run.name]
@@ -91,54 +93,70 @@ def seed_section(stores: Stores) -> Section | None:
 
 
 def leaderboard_section(studies: list[Study]) -> Section:
-    s = Section("3. Variant leaderboard")
-    ranked = sorted(studies, key=lambda st: st.best.best_val_loss if st.best else math.inf)
-    rows = [["study", "variant", "init", "best val MSE", "RMSE", "test MSE", "top-5 mean ± sd", "done/pruned/failed"]]
-    for st in ranked:
+    s = Section("Variant leaderboard")
+    rating = sorted((st for st in studies if st.rates), key=lambda st: st.best.best_val_loss)
+    ranking_only = [st for st in studies if st.best and not st.rates]
+    bias = next((st.best.best_val_loss for st in rating if st.variant == "bias"), None)
+    ndcg = next((k for st in studies if st.best for k in st.best.ranking if k.startswith("ndcg_at_")), "ndcg_at_10")
+    header = ["study", "variant", "init", "best val MSE", "RMSE", "lift over bias", ndcg.replace("_at_", "@")]
+    rows = [[*header, "test MSE", "top-5 mean ± sd", "done/pruned/failed"]]
+    for st in rating + ranking_only + [st for st in studies if not st.best]:
         c = st.counts()
         best = st.best
         mean, sd = st.spread()
+        mse = best.best_val_loss if best and st.rates else math.nan
+        lift = f"{bias - mse:+.4f}" if bias is not None and math.isfinite(mse) else "-"
         rows.append(
             [
                 st.label,
                 st.variant,
-                st.init,
-                fmt(best.best_val_loss) if best else "-",
-                fmt(math.sqrt(best.best_val_loss)) if best else "-",
+                st.init if get_variant(st.variant).trainer != "closed_form" else "-",
+                fmt(mse),
+                fmt(math.sqrt(mse)) if math.isfinite(mse) else "-",
+                lift,
+                fmt(best.ranking.get(ndcg)) if best else "-",
                 fmt(best.test_loss) if best and best.test_loss is not None else "-",
                 f"{fmt(mean)} ± {fmt(sd)}" if math.isfinite(mean) else "-",
                 f"{c['complete']}/{c['pruned']}/{c['fail']}",
             ]
         )
     s.add(md_table(rows))
-    finished = [st for st in ranked if st.best]
-    if len(finished) >= 2:
-        lead = finished[1].best.best_val_loss - finished[0].best.best_val_loss
-        noise = max(finished[0].spread()[1], finished[1].spread()[1])
+    if bias is not None:
+        s.add(
+            "Lift over bias: how much lower the val MSE is than the `bias` baseline's (global mean plus damped user "
+            "and movie biases); what the factors add. Ranking-only variants (no MSE) are listed last."
+        )
+    if len(rating) >= 2:
+        lead = rating[1].best.best_val_loss - rating[0].best.best_val_loss
+        noise = max(rating[0].spread()[1], rating[1].spread()[1])
         verdict = "within the noise" if lead <= noise else "larger than the spread of either top-5"
         s.add(
-            f"**{finished[0].label}** leads **{finished[1].label}** by {fmt(lead)} val MSE; the top-5 trials of "
-            f"those two spread by up to {fmt(noise)} (standard deviation), so the lead is {verdict}."
+            f"**{rating[0].label}** leads **{rating[1].label}** by {fmt(lead)} val MSE; the top-5 trials of "
+            f"those two spread by up to {fmt(noise)} (standard deviation), so the lead is {verdict}. "
+            "`cfexp evaluate` puts intervals and paired tests on it (below)."
         )
     return s
 
 
 def curves_section(studies: list[Study], folder: Path) -> Section:
-    s = Section("4. Learning curves of each variant's best trial")
-    curves = {st.label: st.history for st in studies if st.history}
+    s = Section("Learning curves of each variant's best trial")
+    # rating models with more than one epoch (a baseline's one closed-form step is no curve; BPR has no val MSE)
+    curves = {
+        st.label: st.history for st in studies if len(st.history) > 1 and all("val_loss" in h for h in st.history)
+    }
     s.figure(figures.learning_curves(curves, folder), "Learning curves")
     return s
 
 
 def study_sections(studies: list[Study], folder: Path) -> list[Section]:
-    intro = Section("5. The studies")
+    intro = Section("The studies")
     intro.add(
         "Per study: Optuna's optimization history, the parameter importances (`optuna.importance`), and the "
         "best trial's tuned parameters."
     )
     out = [intro]
     for i, st in enumerate(studies):
-        s = Section(f"5.{i + 1} Study `{st.name}`", level=3)
+        s = Section(f"Study `{st.name}`", level=3)
         if st.optuna_study is not None and st.best:
             s.figure(
                 figures.optuna_figure(st.optuna_study, "optimization_history", folder, f"history_{i}"),
@@ -160,10 +178,10 @@ def study_sections(studies: list[Study], folder: Path) -> list[Section]:
                 )
         if st.best:
             fixed = _fixed_settings(st)
-            s.add(
-                f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), val MSE "
-                f"{fmt(st.best.best_val_loss)}; fixed settings: {fixed}."
-            )
+            score = f"val MSE {fmt(st.best.best_val_loss)}" if st.rates else ""
+            if st.objective != "val_loss":
+                score = f"{st.objective.replace('_at_', '@')} {fmt(st.best.value(st.objective))} (tuned for it)"
+            s.add(f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), {score}; fixed settings: {fixed}.")
             s.add(md_table([["tuned", "value"]] + [[k, _short(v)] for k, v in _tuned(st).items()]))
         else:
             s.add("No trial completed.")
@@ -190,7 +208,7 @@ def init_section(studies: list[Study], stores: Stores, folder: Path) -> Section 
     sigmoid = [st for st in studies if st.variant == "dot_bias_sigmoid" and st.best]
     if not sigmoid:
         return None
-    s = Section("6. Init ranges")
+    s = Section("Init ranges")
     s.add(
         md_table(
             [["study", "init", "best val MSE"]] + [[st.label, st.init, fmt(st.best.best_val_loss)] for st in sigmoid]
@@ -225,6 +243,8 @@ def _fixed_settings(st: Study) -> str:
     """The best trial's settings that the study did not tune, in the terms of the variant's trainer."""
     params = st.best.params
     variant = get_variant(st.variant)
+    if variant.trainer == "closed_form":
+        return "none (fitted in closed form)"
     if variant.trainer == "gibbs":
         kept = ", ".join(f"{k} {params.get(k, variant.options[k])}" for k in ("burn_in", "thin"))
         return f"init {params.get('init')}, {params.get('epochs')} Gibbs sweeps, {kept}"
@@ -241,7 +261,7 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
     model = stores.model(best.best.run_id)
     if model is None:
         return None
-    s = Section("7. What the best model learned")
+    s = Section("What the best model learned")
     s.add(
         f"From `{best.best.name}` (MLflow run `{best.best.run_id}`), the best of the lesson's models with biases. "
         "(bpmf has a bias per movie too, but the mean of its prior, drawn from the data, lets its factors carry "
@@ -266,7 +286,7 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
 
 
 def links_section(studies: list[Study], experiment) -> Section:
-    s = Section("8. Runs and how to reproduce")
+    s = Section("Runs and how to reproduce")
     s.add(
         f"Reproduce: `cfexp sweep {experiment.path}` (or `make sweep EXP={experiment.path}`), then "
         f"`cfexp report {experiment.path}`."

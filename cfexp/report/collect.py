@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import mlflow
 import optuna
+import pandas as pd
 from mlflow import MlflowClient
 
 from cfexp.track import tracking_uri
@@ -27,6 +28,10 @@ class Trial:
     best_val_loss: float
     test_loss: float | None
     status: str
+    ranking: dict = field(default_factory=dict)  # ndcg_at_10 and the others, of the final model
+
+    def value(self, objective: str) -> float:
+        return self.best_val_loss if objective == "val_loss" else self.ranking.get(objective, math.nan)
 
 
 @dataclass
@@ -42,6 +47,12 @@ class Study:
     optuna_study: optuna.Study | None
     best: Trial | None = None
     history: list[dict] = field(default_factory=list)  # the best trial's epochs
+    objective: str = "val_loss"  # what the study tuned: val_loss (minimised) or a ranking metric (maximised)
+
+    @property
+    def rates(self) -> bool:
+        """Whether its best model predicts ratings (a ranking-only variant has no val MSE)."""
+        return self.best is not None and math.isfinite(self.best.best_val_loss)
 
     def counts(self) -> dict[str, int]:
         states = [t.state for t in self.trials]
@@ -96,10 +107,13 @@ class Stores:
                 parent_id=parent.info.run_id,
                 trials=trials,
                 optuna_study=self._optuna(name),
+                objective=parent.data.tags.get("cfexp.objective", "val_loss"),
             )
-            done = [t for t in trials if t.state == "COMPLETE" and math.isfinite(t.best_val_loss)]
+            key = study.objective
+            done = [t for t in trials if t.state == "COMPLETE" and math.isfinite(t.value(key))]
             if done:
-                study.best = min(done, key=lambda t: t.best_val_loss)
+                pick = min if key == "val_loss" else max
+                study.best = pick(done, key=lambda t: t.value(key))
                 study.history = self.history(study.best.run_id)
             studies.append(study)
         return studies
@@ -116,6 +130,35 @@ class Stores:
             for m in self.client.get_metric_history(run_id, key):
                 epochs.setdefault(m.step, {"epoch": m.step})[key] = m.value
         return [epochs[k] for k in sorted(epochs)]
+
+    def evaluation(self, experiment: str) -> pd.DataFrame | None:
+        """The folds of the latest complete `cfexp evaluate` (one row per study and fold), or None."""
+        exp_id = self.experiment_id(experiment)
+        if exp_id is None:
+            return None
+        parents = self.client.search_runs(
+            [exp_id],
+            filter_string="tags.`cfexp.role` = 'evaluate' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not parents:
+            return None
+        children = self.client.search_runs(
+            [exp_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'", max_results=5000
+        )
+        rows = [
+            {"study": c.data.tags["cfexp.study"], "fold": int(c.data.tags["cfexp.fold"]), **c.data.metrics}
+            for c in children
+            if "cfexp.study" in c.data.tags
+        ]
+        if not rows:
+            return None
+        table = pd.DataFrame(rows).sort_values(["fold", "study"], ignore_index=True)
+        if "mse" not in table:
+            table["mse"] = math.nan
+        table.attrs["run_id"] = parents[0].info.run_id
+        return table
 
     def seed_runs(self) -> list[SeedRun]:
         """The latest complete run of each of the lesson's two models, if seed_reproduction was run."""
@@ -159,4 +202,5 @@ def _trial(run) -> Trial:
         best_val_loss=metrics.get("best_val_loss", math.nan),
         test_loss=metrics.get("test_loss"),
         status=run.info.status,
+        ranking={k: v for k, v in metrics.items() if "_at_" in k or k == "ranked_users"},
     )

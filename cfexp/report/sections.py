@@ -33,3 +33,16 @@ def md_table(rows: list[list]) -> str:
     lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(cells[0])]
     lines += ["| " + " | ".join(row) + " |" for row in cells[1:]]
     return "\n".join(lines)
+
+
+def number(sections: list[Section]) -> list[Section]:
+    """Number the sections in order ("3. ..."), and each subsection under its section ("5.2 ...")."""
+    major = minor = 0
+    for section in sections:
+        if section.level == 2:
+            major, minor = major + 1, 0
+            section.title = f"{major}. {section.title}"
+        else:
+            minor += 1
+            section.title = f"{major}.{minor} {section.title}"
+    return sections

@@ -200,7 +200,7 @@ class Tracker:
         history = result.history if result is not None else []
         metrics = {}
         if history:
-            metrics = {"best_val_loss": result.best_val_loss, "seconds": result.seconds}
+            metrics = {"best_val_loss": result.best_val_loss, "seconds": result.seconds, **result.ranking}
             if result.test_loss is not None:
                 metrics["test_loss"] = result.test_loss
         self.log_metrics(run_id, metrics, step=len(history))

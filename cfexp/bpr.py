@@ -1,0 +1,98 @@
+"""BPR (Rendle et al. 2009): learn to rank each user's rated movies above the others, from sampled negatives.
+
+Every training rating is a positive (implicit feedback: the user chose to watch it). Each positive (u, i) is
+paired with a movie j drawn uniformly from those seen in training, and the loss is -log σ(x_ui − x_uj), plus
+`row_l2` on the rows a batch uses. A negative that the user happens to have rated is kept (about 1.4% of them on
+ml-latest-small), as in the paper's uniform sampler. The optimizer, schedule and callbacks are cfexp.train's, so
+tracking and pruning see BPR as any other trainer; it has no val MSE, so each epoch is judged on the ranking
+metrics that the runner's ranking callback adds to the epoch's metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cfexp.data import TensorPart
+from cfexp.modules import EmbeddingBPR
+from cfexp.train import FitResult, Recipe, StopTraining, make_optimizer, notify, one_cycle
+
+JUDGED_BY = "ndcg_at_"  # the ranking metric (at the protocol's k) that picks the best epoch
+
+
+def _epoch(model: EmbeddingBPR, optimizer, scheduler, users, positives, negatives, batch_size, row_l2) -> float:
+    total = torch.zeros((), device=users.device)
+    for start in range(0, len(users), batch_size):
+        stop = start + batch_size
+        u = model.u(users[start:stop])
+        i, j = positives[start:stop], negatives[start:stop]
+        mi, mj = model.m(i), model.m(j)
+        margin = torch.linalg.vecdot(u, mi - mj) + (model.mb(i) - model.mb(j))[:, 0]
+        loss = -F.logsigmoid(margin).mean()
+        penalty = row_l2 * (u.square().sum() + mi.square().sum() + mj.square().sum()) / len(u) if row_l2 else 0.0
+        optimizer.zero_grad(set_to_none=True)
+        (loss + penalty).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.detach()
+    return float(total) / math.ceil(len(users) / batch_size)
+
+
+def fit(model: EmbeddingBPR, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:
+    """Train `model` by BPR on `train`'s (user, movie) pairs; `val` has no MSE to give, so it is not scored here."""
+    device = train.ratings.device
+    model.to(device).train()
+    n, bs = len(train), int(recipe.batch_size)
+    seen = torch.unique(train.movies)  # negatives come from the movies seen in training (the ranking candidates)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = one_cycle(optimizer, recipe, math.ceil(n / bs))
+    generator = torch.Generator(device=device).manual_seed(recipe.seed)
+    result = FitResult(status="completed")
+    best_score, best_state = -math.inf, None
+    notify(callbacks, "on_fit_start", model, recipe)
+    started = time.perf_counter()
+    try:
+        for epoch in range(recipe.epochs):
+            epoch_started = time.perf_counter()
+            lr = recipe.lr_at(epoch) if scheduler is None else optimizer.param_groups[0]["lr"]
+            if scheduler is None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            perm = torch.randperm(n, generator=generator, device=device)
+            negatives = seen[torch.randint(len(seen), (n,), generator=generator, device=device)]
+            users, positives = train.users.index_select(0, perm), train.movies.index_select(0, perm)
+            train_loss = _epoch(model, optimizer, scheduler, users, positives, negatives, bs, recipe.row_l2)
+            metrics = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": math.nan,
+                "lr": lr,
+                "seconds": time.perf_counter() - epoch_started,
+                "train_seconds": time.perf_counter() - epoch_started,
+            }
+            result.history.append(metrics)
+            if not math.isfinite(train_loss):
+                result.status, result.reason = "diverged", f"loss became {train_loss} at epoch {epoch} (lr {lr:g})"
+            notify(callbacks, "on_epoch_end", epoch, metrics)  # the ranking callback adds ndcg_at_k and the rest
+            if result.status == "diverged":
+                break
+            score = next((v for k, v in metrics.items() if k.startswith(JUDGED_BY)), -math.inf)
+            if score > best_score:
+                best_score, result.best_epoch = score, epoch
+                if recipe.restore_best:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif recipe.patience and epoch - result.best_epoch >= recipe.patience:
+                result.reason = f"early stop at epoch {epoch}: no better NDCG since epoch {result.best_epoch}"
+                break
+    except StopTraining as stop:
+        result.status, result.reason = "stopped", str(stop)
+    if best_state is not None and result.status != "diverged":
+        model.load_state_dict(best_state)
+    result.seconds = time.perf_counter() - started
+    notify(callbacks, "on_fit_end", result)
+    return result

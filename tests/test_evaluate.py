@@ -1,0 +1,131 @@
+"""`cfexp evaluate`: seeded folds of each study's best configuration, intervals and paired tests, in MLflow."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cfexp import evaluation_stats
+from cfexp.cli import main
+from cfexp.evaluate import folds_of
+from cfexp.track import default_uri
+
+SMALL = """
+name = "small"
+description = "folds"
+
+[data]
+ratings = "{ratings}"
+
+[train]
+optimizer = "sgd"
+batch_size = 256
+schedule = [[3, 0.5]]
+n_factors = 8
+device = "cpu"
+restore_best = true
+
+[eval]
+folds = 3
+
+[sweep]
+trials = 2
+
+[sweep.space]
+lr = {{ low = 0.1, high = 1.0, log = true }}
+weight_decay = false
+
+[[sweep.variants]]
+name = "bias"
+variant = "bias"
+
+[[sweep.variants]]
+name = "sig"
+variant = "dot_bias_sigmoid"
+
+[[sweep.variants]]
+name = "popular"
+variant = "popular"
+objective = "ndcg@10"
+trials = 1
+"""
+
+
+@pytest.fixture()
+def small(workdir, small_dir):
+    path = workdir / "experiments" / "small.toml"
+    path.write_text(SMALL.format(ratings=small_dir))
+    return path
+
+
+def test_folds_are_seeded_disjoint_and_cover_every_rating():
+    folds = folds_of(1000, 5, seed=42)
+    assert all(np.array_equal(a.val, b.val) for a, b in zip(folds, folds_of(1000, 5, seed=42), strict=True))
+    assert not np.array_equal(folds[0].val, folds_of(1000, 5, seed=7)[0].val)
+    assert np.array_equal(np.sort(np.concatenate([f.val for f in folds])), np.arange(1000))
+    for fold in folds:
+        assert len(np.intersect1d(fold.train, fold.val)) == 0 and len(fold.train) + len(fold.val) == 1000
+
+
+def test_intervals_and_tests_are_scipys():
+    rng = np.random.default_rng(0)
+    a = 0.80 + rng.normal(0, 0.005, 5)
+    b = a + 0.01 + rng.normal(0, 0.002, 5)
+    folds = pd.DataFrame(
+        [{"study": "a", "fold": i, "mse": v} for i, v in enumerate(a)]
+        + [{"study": "b", "fold": i, "mse": v} for i, v in enumerate(b)]
+    )
+    table = evaluation_stats.summarise(folds, "mse")
+    assert list(table.study) == ["a", "b"]  # lower MSE first
+    low, high = stats.t.interval(0.95, 4, loc=a.mean(), scale=stats.sem(a))
+    assert table.iloc[0][["mean", "sd", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [a.mean(), a.std(ddof=1), low, high]
+    )
+    (comparison,) = evaluation_stats.compare_with_best(folds, "mse")
+    assert comparison.lead == pytest.approx((b - a).mean())
+    assert comparison.t_p == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert comparison.wilcoxon_p == pytest.approx(stats.wilcoxon(b - a).pvalue)
+    assert comparison.sentence().startswith(f"a beats b by {(b - a).mean():.4f} ± ")
+    assert "5 folds" in comparison.sentence()
+    # a ranking metric: higher is better
+    ranked = folds.assign(ndcg_at_10=folds.mse)
+    assert list(evaluation_stats.summarise(ranked, "ndcg_at_10").study) == ["b", "a"]
+
+
+def test_evaluate_retrains_each_best_on_the_folds_and_the_report_shows_it(small, capsys):
+    assert main(["evaluate", str(small), "--quiet"]) == 2  # nothing swept yet
+    assert "run cfexp sweep" in capsys.readouterr().err
+    assert main(["sweep", str(small), "--quiet"]) == 0
+    assert main(["evaluate", str(small), "--summary", "first.json"]) == 0
+    out = capsys.readouterr().out
+    assert "val MSE over 3 folds" in out and "ndcg@10 over 3 folds" in out and "paired t-test" in out
+    assert main(["evaluate", str(small), "--quiet", "--summary", "second.json"]) == 0
+    first, second = (json.loads((small.parents[1] / f).read_text())["folds"] for f in ("first.json", "second.json"))
+    assert first == second  # seeded folds and seeded training: the same numbers again
+    assert len(first) == 9 and {row["study"] for row in first} == {"bias", "sig", "popular"}
+    assert all(row["mse"] is None for row in first if row["study"] == "popular")
+
+    mlflow.set_tracking_uri(default_uri())
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("small")
+    parents = client.search_runs([experiment.experiment_id], "tags.`cfexp.role` = 'evaluate'")
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+    children = client.search_runs([experiment.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    assert sorted((c.data.tags["cfexp.study"], c.data.tags["cfexp.fold"]) for c in children) == sorted(
+        (s, str(f)) for s in ("bias", "sig", "popular") for f in range(3)
+    )
+    for child in children:
+        assert child.info.status == "FINISHED" and "ndcg_at_10" in child.data.metrics
+        assert child.data.params["restore_best"] == "False"  # no epoch picked on the fold's own validation set
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "evaluation")}
+    assert "evaluation/folds.csv" in artifacts
+
+    assert main(["report", str(small)]) == 0
+    text = (small.parents[1] / "reports" / "small" / "report.md").read_text()
+    assert "Repeated evaluation" in text and "95% interval" in text
+    bias = np.mean([row["mse"] for row in first if row["study"] == "bias"])
+    assert f"{bias:.4f} ± " in text
+    assert "In a sentence: " in text and "3 folds" in text
