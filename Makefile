@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-scale sweep report train data ui clean services services-stop
+.PHONY: install test lint format bench bench-scale sweep evaluate report train data ui clean services services-stop
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ bench-scale: $(STAMP)
 WORKERS ?= 1
 sweep: $(STAMP)
 	$(BIN)/cfexp sweep $(EXP) --workers $(WORKERS) $(ARGS)
+
+# Each study's best configuration of $(EXP), retrained on 5 seeded folds: intervals and paired tests (after a sweep).
+evaluate: $(STAMP)
+	$(BIN)/cfexp evaluate $(EXP) $(ARGS)
 
 # A PostgreSQL cluster and an `mlflow server` on it, both on loopback, kept in $(SERVICES_DIR) (see README,
 # "Several machines"). PostgreSQL itself comes from Debian: apt-get install postgresql.

@@ -21,6 +21,8 @@ def fit_biases(model: BiasModel, train: TensorPart) -> None:
     ratings = train.ratings.double()
     mean = ratings.mean()
     model.mean.fill_(float(mean))
+    model.ub.weight.zero_()  # whatever an init put there: the biases are fitted here (or, for `mean`, absent)
+    model.mb.weight.zero_()
     if model.damping is None:
         return
     n_users, n_movies = model.ub.num_embeddings, model.mb.num_embeddings

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cfexp import bench_scale
+from cfexp import bench_peers, bench_scale
 from cfexp.bench_report import write_benchmarks
 from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_workers
 from cfexp.bench_training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
@@ -30,6 +30,10 @@ SUITES = {
         "fast": lambda args: measure_fast(args.device),
         "bpmf": lambda args: measure_bpmf(args.device),
         "surprise": lambda args: measure_surprise(args.device),
+        "peers-cfexp": lambda args: bench_peers.measure_cfexp_baselines(args.device),
+        "peers-lenskit": lambda args: bench_peers.measure_lenskit(args.device),
+        "peers-cornac": lambda args: bench_peers.measure_cornac(args.device),
+        "ranking-share": lambda args: bench_peers.measure_ranking_share(args.device),
         "sweep": lambda args: measure_sweep(args.device),
         "sweep-pair": lambda args: measure_sweep_pair(args.device),
         "sweep-workers": lambda args: measure_sweep_workers(args.device),
@@ -56,7 +60,7 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit")
+    packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit", "cornac")
     versions = ", ".join(f"{p} {_version(p)}" for p in packages)
     return f"{cpu}, {torch.get_num_threads()} torch threads; Python {platform.python_version()}; {versions}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cfexp.bench_peers_report import peers_section, ranking_share_section
 from cfexp.bench_training import FASTAI_STAND_IN, SURPRISE, SWEEP_EXPERIMENT, TARGET
 from cfexp.config import load_experiment
 
@@ -69,6 +70,8 @@ def _default_section(r: dict) -> list[str]:
         lines += _sweep_pair(r.get("sweep", {}), r["sweep-pair"])
     if "sweep-workers" in r:
         lines += _sweep_workers(r.get("sweep", {}), r["sweep-workers"])
+    lines += peers_section(r)
+    lines += ranking_share_section(r.get("ranking-share", {}))
     return lines
 
 

@@ -19,6 +19,8 @@ from optuna.trial import TrialState
 
 from cfexp.bench_training import SWEEP_EXPERIMENT
 
+TABLE_KEYS = ("study", "variant", "objective", "best_val_loss", "ndcg_at_10", "recall_at_10", "hr_at_10", "map_at_10")
+
 
 def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT, extra: tuple[str, ...] = ()) -> dict:
     """`count` processes of `cfexp sweep EXPERIMENT [extra]` started together in one fresh folder, and what they
@@ -69,6 +71,7 @@ def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT, ext
         "best_val_mse": best["best_val_loss"],
         "best": best["name"],
         "peak_rss_mb_children": after.ru_maxrss / 1024,
+        "table": [{k: row.get(k) for k in TABLE_KEYS} for row in summaries[0].get("studies", [])],
         **stores,
     }
 

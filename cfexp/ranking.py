@@ -92,7 +92,12 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     above = scores > kth
     ties = scores == kth
     room = k - above.sum(1, keepdim=True)
-    chosen = above | (ties & (torch.cumsum(ties, 1) <= room))
+    chosen = above | ties
+    crowded = torch.nonzero(ties.sum(1) > room[:, 0]).flatten()  # rows with more ties at the k-th than places
+    if len(crowded):
+        first = ties[crowded]
+        first &= torch.cumsum(first, 1, dtype=torch.int32) <= room[crowded]  # the lowest columns among the ties
+        chosen[crowded] = above[crowded] | first
     columns = torch.nonzero(chosen)[:, 1].view(len(scores), k)  # ascending column within each row
     order = torch.sort(scores.gather(1, columns), dim=1, descending=True, stable=True).indices
     return columns.gather(1, order)

@@ -44,9 +44,11 @@ def test_bias_is_lenskits_damped_means(ratings):
 
 def test_mean_predicts_the_training_mean_and_lies_below_bias(ratings):
     tensors = lesson(ratings)
-    mean_model, mean = fit(tensors, "mean")
-    _, bias = fit(tensors, "bias")
+    mean_model, mean = fit(tensors, "mean", init="normal(0, 0.1)")  # an experiment's [train] init is ignored
+    _, bias = fit(tensors, "bias", init="normal(0, 0.1)")
     assert float(mean_model.mean) == pytest.approx(float(tensors.train.ratings.double().mean()))
+    assert not mean_model.ub.weight.any() and not mean_model.mb.weight.any()
+    assert bias.best_val_loss == pytest.approx(0.7917, abs=5e-4)
     assert bias.best_val_loss < mean.best_val_loss - 0.2
 
 
