@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-scale sweep evaluate report train data ui clean services services-stop
+.PHONY: install test lint format bench bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -67,9 +67,21 @@ services-stop: $(STAMP)
 report: $(STAMP)
 	$(BIN)/cfexp report $(EXP)
 
-# The MLflow UI for this project's store (sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts).
+# The MLflow UI for this project's store on http://127.0.0.1:$(PORT); prints the link to $(EXP)'s runs table.
+PORT ?= 5000
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+	$(BIN)/cfexp ui $(EXP) --port $(PORT)
+
+# The variants experiment's champion (or MODEL=models:/...) served by MLflow on 127.0.0.1:$(SERVE_PORT).
+SERVE_PORT ?= 5002
+serve: $(STAMP)
+	$(BIN)/cfexp serve $(if $(MODEL),--model $(MODEL)) --port $(SERVE_PORT)
+
+# optuna-dashboard on the sweep's journal (the search itself: histories, importances, parameter relations).
+DASHBOARD_PORT ?= 8080
+dashboard: $(STAMP)
+	$(BIN)/pip install -q -e ".[dashboard]"
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) mlruns/optuna-journal.log
 
 train: $(STAMP)
 	$(BIN)/cfexp train $(or $(EXP_TRAIN),experiments/seed_reproduction.toml)

@@ -46,7 +46,7 @@ def peers_section(r: dict) -> list[str]:
         label = f"LensKit biased ALS ({LENSKIT_ALS['embedding_size']} features, reg {LENSKIT_ALS['regularization']})"
         rows.append((label, als["val_mse"], als, als))
     if cornac.get("mf"):
-        label = f"Cornac MF (k {CORNAC_MF['k']}, λ {CORNAC_MF['lambda_reg']}, its other defaults)"
+        label = f"Cornac MF (k {CORNAC_MF['k']}, λ {CORNAC_MF['lambda_reg']}, {CORNAC_MF['max_iter']} iterations)"
         rows.append((label, cornac["mf"]["val_mse"], cornac["mf"], cornac["mf"]))
     for label, mse, m, timed in rows:
         seconds = _f(timed.get("seconds"), 2) if timed else "-"

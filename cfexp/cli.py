@@ -93,6 +93,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
+    recommend = sub.add_parser("recommend", help="a user's top-k unrated movies from a registered or logged model")
+    recommend.add_argument("--user", type=int, required=True, help="the userId to recommend for")
+    recommend.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
+    _model_args(recommend)
+    recommend.set_defaults(handler=cmd_recommend)
+
+    serve = sub.add_parser("serve", help="serve a registered model over HTTP on loopback (default: the champion)")
+    _model_args(serve)
+    serve.add_argument("--port", type=int, default=5002)
+    serve.set_defaults(handler=cmd_serve)
+
+    ui = sub.add_parser("ui", help="serve the MLflow UI on loopback and print the link to an experiment's runs")
+    ui.add_argument("experiment", nargs="?", default="experiments/variants.toml", help="whose runs to link to")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--print-only", action="store_true", help="print the link and exit (no server)")
+    ui.set_defaults(handler=cmd_ui)
+
     report = sub.add_parser("report", help="write the research report of a finished sweep (never re-trains)")
     report.add_argument("experiment", help="the swept experiment's TOML")
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -101,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--user", type=int, help="userId to show recommendations for (default: the first)")
     report.set_defaults(handler=cmd_report)
     return parser
+
+
+def _model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="a model URI (default: models:/<experiment>.<study>@champion)")
+    parser.add_argument("--experiment", default="variants", help="whose champion (default variants)")
 
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:
@@ -178,8 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
     from cfexp import runner
-    from cfexp.predictor import predictor_for
     from cfexp.progress import EpochProgress, print_history
+    from cfexp.served import recommender_for
 
     results, records = [], []
     for run, tensors in runs:
@@ -193,7 +215,7 @@ def _train_runs(args, experiment, ratings, runs, tracker) -> tuple[list, list]:
             raise
         state = "FAIL" if result.status == "diverged" else "COMPLETE"
         if state == "COMPLETE":
-            tracker.log_model(run_id, *predictor_for(model, ratings))
+            tracker.log_model(run_id, recommender_for(model, ratings))
         tracker.close_run(run_id, runner.params(run), result, state, result.reason)
         if not args.quiet:
             print_history(run.name, result)
@@ -224,6 +246,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from cfexp import evaluate
 
     return evaluate.main(args)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from cfexp import recommend
+
+    return recommend.main(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cfexp import serving
+
+    return serving.main(args)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from cfexp import ui
+
+    return ui.main(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from cfexp.errors import UserError
 from cfexp.objective import Objective, TrialFailed, TrialLost
 from cfexp.search_space import search_space
 from cfexp.study_store import StudyStore
-from cfexp.study_summary import StudyOutcome, log_best_model, summarise
+from cfexp.study_summary import StudyOutcome, log_best_model, register_best, summarise
 from cfexp.sweep_config import StudySpec, SweepConfig
 from cfexp.track import Tracker, TrackingError
 
@@ -60,6 +60,9 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store, objective: str
     was = study.user_attrs.get(OBJECTIVE, "val_loss" if study.trials else None)
     if was is None:
         study.set_user_attr(OBJECTIVE, objective)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental in Optuna 5; names the value in optuna-dashboard's plots
+            study.set_metric_names([objective])
     elif was != objective:
         raise UserError(
             f"study {name} tuned {was}, and its objective is now {objective}: its trials would not compare; "
@@ -216,6 +219,7 @@ class Sweep:
                 self.tracker.finish(outcome.parent_id, "KILLED")
             return
         log_best_model(outcome, self.tracker, last_out)
+        register_best(outcome, self.tracker)
         if last_out:
             summarise(outcome, self.tracker)
 

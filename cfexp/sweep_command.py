@@ -104,6 +104,8 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     records = [record for outcome in outcomes for record in outcome.records]
     records += [record for other in others for record in other["runs"]]
     rows = [outcome.row() for outcome in (outcomes if helper else runner.outcomes_of_all())]
+    if not helper:
+        _crown_champion(experiment.name, rows, progress)
     if not helper and not args.quiet:
         _print_closing(rows, wall, tracker, others)
     if args.summary:
@@ -112,6 +114,23 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     if failed:
         raise UserError(f"worker {failed[0][0]} exited with {failed[0][1]}; rerun the same command to resume")
     return 0
+
+
+def _crown_champion(experiment: str, rows: list[dict], progress) -> None:
+    """The experiment's MSE-best study's registered model gets the alias `champion` (track.registry)."""
+    from mlflow.exceptions import MlflowException
+
+    from cfexp.track import registry, store
+
+    rated = [row for row in rows if row.get("best_val_loss") is not None]
+    if not rated:
+        return
+    best = min(rated, key=lambda row: row["best_val_loss"])
+    try:
+        client = store.open_client(store.tracking_uri())
+        store.retrying(registry.crown, client, experiment, best["study"].split("/", 1)[1])
+    except (MlflowException, store.TrackingError) as exc:
+        progress.note(f"could not set the champion alias: {redact(exc)}")
 
 
 def _print_closing(rows, wall, tracker, others) -> None:

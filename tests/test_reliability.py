@@ -41,7 +41,8 @@ def test_a_killed_sweep_resumes_and_retries_the_lost_trial(tmp_path):
     # The best trial's model is logged, even where the process that trained it was killed before it could.
     for found, children in studies.values():
         best_run = next(c for c in children if c.info.run_id == found.best_trial.user_attrs["mlflow_run_id"])
-        assert best_run.data.tags.get("cfexp.model") == "model" and best_run.data.tags["cfexp.best"] == "true"
+        assert best_run.data.tags.get("cfexp.model", "").startswith("m-")  # the logged model's id
+        assert best_run.data.tags["cfexp.best"] == "true"
 
 
 def test_two_sweeps_started_together_share_fresh_stores(tmp_path):

@@ -112,10 +112,10 @@ def test_a_trial_that_cannot_allocate_its_model_fails_and_the_sweep_goes_on(work
 
 @pytest.fixture()
 def small_disk(tmp_path):
-    """mlruns/artifacts on a 12 MB tmpfs (mounting needs root; skipped where it cannot be done)."""
+    """mlruns/artifacts on a 24 MB tmpfs (mounting needs root; skipped where it cannot be done)."""
     artifacts = tmp_path / "mlruns" / "artifacts"
     artifacts.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(artifacts)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(artifacts)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield artifacts

@@ -5,6 +5,7 @@ import json
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 
 from cfexp.cli import main
@@ -122,11 +123,9 @@ def test_tiny_sweep_lands_in_mlflow_and_optuna(tiny, workdir):
         assert {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")} >= {
             "optuna/optimization_history.png"
         }
-        model = mlflow.pytorch.load_model(f"runs:/{best.user_attrs['mlflow_run_id']}/model")
-        prediction = mlflow.pyfunc.load_model(f"runs:/{best.user_attrs['mlflow_run_id']}/model").predict(
-            np.array([[1, 31], [1, 1029], [10**9, 1]], dtype=np.float32)
-        )
-        assert model is not None and np.isfinite(prediction[:2]).all() and np.isnan(prediction[2])
+        model = mlflow.pyfunc.load_model(f"runs:/{best.user_attrs['mlflow_run_id']}/model")
+        prediction = model.predict(pd.DataFrame({"userId": [1, 1, 10**9], "movieId": [31, 1029, 1]}))
+        assert np.isfinite(prediction[:2]).all() and np.isnan(prediction[2])
 
     summary = json.loads((workdir / "summary.json").read_text())
     assert len(summary["runs"]) == 7 and {s["study"] for s in summary["studies"]} == {"tiny/dot", "tiny/sig"}
@@ -210,7 +209,7 @@ def test_train_logs_its_runs_too(workdir, small_dir):
     for run in runs:
         assert run.info.status == "FINISHED" and run.data.tags["optuna.state"] == "COMPLETE"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [0, 1]
-        assert mlflow.pytorch.load_model(f"runs:/{run.info.run_id}/model") is not None
+        assert mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model") is not None
 
 
 def test_storage_url_takes_an_optuna_rdb(tiny, workdir):
@@ -257,7 +256,7 @@ def test_a_gibbs_sampled_study_logs_like_any_other(tiny):
     history = client.get_metric_history(best_run, "val_loss")
     assert min(m.value for m in history) == pytest.approx(study.best_value)
     model = mlflow.pyfunc.load_model(f"runs:/{best_run}/model")
-    prediction = model.predict(np.array([[1, 31], [10**9, 1]], dtype=np.float32))
+    prediction = model.predict(pd.DataFrame({"userId": [1, 10**9], "movieId": [31, 1]}))
     assert 0.5 <= prediction[0] <= 5.0 and np.isnan(prediction[1])
 
 

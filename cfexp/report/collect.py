@@ -181,12 +181,12 @@ class Stores:
 
     def model(self, run_id: str):
         """The logged RatingPredictor of a run, or None if that run logged no model."""
-        import mlflow.pytorch
+        import mlflow.pyfunc
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return mlflow.pytorch.load_model(f"runs:/{run_id}/model", map_location="cpu")
+                return mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
             except Exception:  # MLflow raises several kinds for "no model here"
                 return None
 

@@ -10,7 +10,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import mlflow
@@ -25,7 +25,10 @@ from cfexp.track.store import ARTIFACT_ROOT, TrackingError, first_line, is_defau
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING"}
 MAX_PARAM_LENGTH = 6000
-MODEL_TAG = "cfexp.model"  # set on a run once its model is logged
+MODEL_TAG = "cfexp.model"  # set on a run once its model is logged: the logged model's id
+# MLflow 3's UI opens an experiment by its kind: model development opens the runs, not the GenAI overview.
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
 
 
 def git_commit() -> str:
@@ -68,7 +71,7 @@ class Tracker:
             if found is None:
                 location = (ARTIFACT_ROOT / name).resolve().as_uri() if is_default(self.uri) else None
                 try:
-                    return self.client.create_experiment(name, artifact_location=location)
+                    return self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
                 except MlflowException as exc:
                     if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                         raise
@@ -80,6 +83,9 @@ class Tracker:
                 f"the MLflow experiment {name!r} is deleted; restore it (mlflow experiments restore) or purge it "
                 "(mlflow gc)"
             )
+        if found.tags.get(EXPERIMENT_KIND) != EXPERIMENT_TAGS[EXPERIMENT_KIND]:  # made by an older cfexp
+            with suppress(MlflowException):  # only how the UI opens it
+                self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND])
         return found.experiment_id
 
     # ------------------------------------------------------------ the background thread
@@ -250,32 +256,28 @@ class Tracker:
         """Mark a run RUNNING again (a study's parent, when a sweep resumes it)."""
         self.later(self.client.update_run, run_id, status="RUNNING", run_id=run_id)
 
-    def log_model(self, run_id: str, model, example) -> None:
-        """Log a torch model so that `mlflow.pytorch.load_model` (or pyfunc) loads it back and predicts.
+    def log_model(self, run_id: str, model) -> None:
+        """Log a pyfunc PythonModel (cfexp.served.Recommender) with its `signature`, as the run's `model`.
 
         On the background thread, so the caller must not change `model` afterwards (the sweep hands over a copy).
         MLflow keeps the fluent API's active run per thread, so `start_run` there does not touch the caller's."""
-        self.later(self._log_model, run_id, model, example, run_id=run_id)
+        self.later(self._log_model, run_id, model, run_id=run_id)
 
-    def _log_model(self, run_id: str, model, example) -> None:
-        import mlflow.pytorch
+    def _log_model(self, run_id: str, model) -> None:
+        import mlflow.pyfunc
         import torch
-        from mlflow.models import infer_signature
 
-        with torch.no_grad():
-            signature = infer_signature(example.numpy(), model(example).numpy())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with mlflow.start_run(run_id=run_id):
-                mlflow.pytorch.log_model(
-                    model,
+                info = mlflow.pyfunc.log_model(
                     name="model",
-                    signature=signature,
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "cfexp"],
-                    serialization_format="pickle",
+                    python_model=model,
+                    signature=model.signature,
+                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pandas", "cfexp"],
                 )
         # start_run(run_id=...) ends the run FINISHED; that is the state a run with a model (a complete trial) has.
-        self.client.set_tag(run_id, MODEL_TAG, "model")
+        self.client.set_tag(run_id, MODEL_TAG, info.model_id)  # models:/<id> is what the registry versions
 
 
 class EpochLogger:

@@ -1,0 +1,69 @@
+"""`cfexp recommend`: a user's top-k unrated movies from a logged or registered model (default: the champion)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import pandas as pd
+
+from cfexp.errors import UserError
+
+DEFAULT_EXPERIMENT = "variants"  # experiments/variants.toml, what `make sweep` tunes
+
+
+def load_recommender(uri: str):
+    """The cfexp.served.Recommender behind a model URI (models:/..., runs:/...)."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    from cfexp.served import Recommender
+    from cfexp.track import store
+
+    mlflow.set_tracking_uri(store.tracking_uri())  # models:/ resolves through the project's store, as cfexp wrote it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    except (MlflowException, OSError) as exc:
+        raise UserError(f"no model at {uri}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(model, Recommender):
+        raise UserError(f"{uri} is not a model cfexp logged (run cfexp sweep again with this version)")
+    return model
+
+
+def default_model(experiment: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    from cfexp.track import registry, store
+
+    try:
+        uri = registry.champion_uri(store.open_client(store.tracking_uri()), experiment)
+    except MlflowException as exc:
+        raise UserError(f"cannot read the model registry: {str(exc).splitlines()[0]}") from None
+    if uri is None:
+        raise UserError(f"no model of experiment {experiment!r} has the alias champion: run cfexp sweep first")
+    return uri
+
+
+def main(args: argparse.Namespace) -> int:
+    from cfexp.served import UnknownUser
+
+    if args.k < 1:
+        raise UserError(f"-k must be >= 1, got {args.k}")
+    uri = args.model or default_model(args.experiment)
+    model = load_recommender(uri)
+    try:
+        table = model.top(args.user, args.k)
+    except UnknownUser:
+        ids = model.predictor.user_ids
+        raise UserError(
+            f"no such user {args.user} in the training data of {uri}; use a known id ({int(ids.min())} to "
+            f"{int(ids.max())}, e.g. {int(ids[0])})"
+        ) from None
+    print(f"top {len(table)} for user {args.user} from {uri}, leaving out the movies they rated:")
+    shown = table[["rank", "movieId", "score", "title"]].rename(columns={"score": "predicted"})
+    with pd.option_context("display.max_colwidth", 60, "display.width", 120):
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
