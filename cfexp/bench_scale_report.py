@@ -19,6 +19,10 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
+def _users(count) -> str:
+    return "-" if count is None else f"{int(count):,}"
+
+
 def scale_section(r: dict) -> list[str]:
     load, sgd, gibbs = r.get("scale-load", {}), r.get("scale-sgd", {}), r.get("scale-gibbs", {})
     lenskit, surprise = r.get("scale-lenskit", {}), r.get("scale-surprise", {})
@@ -100,6 +104,12 @@ def scale_section(r: dict) -> list[str]:
         f"{_f(gibbs.get('val_mse'), 4)}, LensKit ALS {_f(lenskit.get('val_mse'), 4)}, Surprise SVD "
         f"{_f(surprise.get('val_mse'), 4)}. The peak RSS of each peer: LensKit {_f(lenskit.get('peak_rss_mb'), 0)} MB, "
         f"Surprise {_f(surprise.get('peak_rss_mb'), 0)} MB.",
+        "",
+        "Full ranking of the final model at this size (every ranked user × every movie seen in training, in blocks "
+        'of 16M scores, never the whole matrix; README, "Evaluation protocol"), as every run does after its fit: '
+        f"SGD model {_f(sgd.get('ranking_seconds'))} s, bpmf {_f(gibbs.get('ranking_seconds'))} s, over "
+        f"{_users(sgd.get('ranked_users'))} users (NDCG@10 after one epoch: SGD {_f(sgd.get('ndcg_at_10'), 4)}, bpmf "
+        f"{_f(gibbs.get('ndcg_at_10'), 4)}).",
         "",
         "The SGD epochs are not the same algorithm: Surprise's SVD steps one rating at a time in Cython, without "
         f"momentum; cfexp's epoch is SGD with momentum over {BATCH:,}-rating batches, which must read and write the "

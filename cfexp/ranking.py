@@ -11,6 +11,7 @@ factor models), never as the whole users × movies matrix.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,14 +152,21 @@ class RankingCallback:
         self.data, self.per_epoch = data, per_epoch
         self.model: nn.Module | None = None
         self.final: dict[str, float] = {}
+        self.seconds = 0.0  # spent ranking, every epoch's and the final one's
 
     def on_fit_start(self, model: nn.Module, recipe) -> None:
         self.model = model
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         if self.per_epoch:
-            metrics.update(evaluate(self.model, self.data))
+            metrics.update(self._timed())
 
     def on_fit_end(self, result) -> None:
         if result.status != "diverged":
-            self.final = evaluate(self.model, self.data)
+            self.final = self._timed()
+
+    def _timed(self) -> dict[str, float]:
+        started = time.perf_counter()
+        found = evaluate(self.model, self.data)
+        self.seconds += time.perf_counter() - started
+        return found

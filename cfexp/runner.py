@@ -98,7 +98,7 @@ def fit_run(
     per_epoch = (rank_each_epoch or picks_by_ranking) and variant.trainer != "gibbs"
     ranker = RankingCallback(data.ranking, per_epoch)
     result = TRAINERS[variant.trainer](model, data.train, data.val, recipe, [ranker, *callbacks])
-    result.ranking = ranker.final
+    result.ranking, result.ranking_seconds = ranker.final, ranker.seconds
     if data.test is not None and result.status != "diverged" and variant.rates:
         result.test_loss = evaluate(model, data.test)["mse"]
     return model, result

@@ -15,7 +15,7 @@ from cfexp.processes import is_alive
 from cfexp.recovery import OWNER
 from cfexp.served import recommender_for
 from cfexp.sweep_config import StudySpec
-from cfexp.track import Tracker, registry
+from cfexp.track import Tracker
 from cfexp.track.tracker import MODEL_TAG
 
 DONE = "cfexp.done"  # study user attr: its parent run has been summarised
@@ -131,35 +131,6 @@ def log_best_model(outcome: StudyOutcome, tracker: Tracker, last_out: bool) -> N
     run = outcome.objective.run_for(best.params, best.number)
     model, _ = runner.fit_run(run, outcome.objective.data)
     tracker.log_model(run_id, recommender_for(model, ratings))
-
-
-def register_best(outcome: StudyOutcome, tracker: Tracker) -> None:
-    """Queue the registration of the study's best model as `<experiment>.<study>` (track.registry), behind the
-    logging of that model; it is skipped while the model is not logged yet (its own process will log it)."""
-    best = outcome.best()
-    run_id = best.user_attrs.get("mlflow_run_id") if best else None
-    if run_id is None:
-        return
-    experiment = outcome.study.study_name.split("/")[0]
-    tags = {
-        "cfexp.experiment": experiment,
-        "cfexp.study": outcome.spec.name,
-        "cfexp.variant": outcome.spec.run.variant,
-        "cfexp.trial": best.number,
-        "cfexp.run_id": run_id,
-        "cfexp.objective": outcome.spec.objective,
-        "cfexp.val_mse": best_val_loss(best),
-        "dataset.digest": outcome.objective.data.ratings.digest,
-        "git.commit": tracker.commit,
-    }
-    name = registry.model_name(experiment, outcome.spec.name)
-
-    def register() -> None:
-        model_id = tracker.client.get_run(run_id).data.tags.get(MODEL_TAG)
-        if model_id and model_id != "model":  # "model": logged by a cfexp before the registry (no model id kept)
-            registry.register_if_better(tracker.client, name, run_id, model_id, best.value, tags)
-
-    tracker.later(register, run_id=run_id)
 
 
 def _log_study_figures(outcome: StudyOutcome, tracker: Tracker) -> None:

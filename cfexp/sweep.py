@@ -22,7 +22,7 @@ from cfexp.errors import UserError
 from cfexp.objective import Objective, TrialFailed, TrialLost
 from cfexp.search_space import search_space
 from cfexp.study_store import StudyStore
-from cfexp.study_summary import StudyOutcome, log_best_model, register_best, summarise
+from cfexp.study_summary import StudyOutcome, log_best_model, summarise
 from cfexp.sweep_config import StudySpec, SweepConfig
 from cfexp.track import Tracker, TrackingError
 
@@ -219,7 +219,6 @@ class Sweep:
                 self.tracker.finish(outcome.parent_id, "KILLED")
             return
         log_best_model(outcome, self.tracker, last_out)
-        register_best(outcome, self.tracker)
         if last_out:
             summarise(outcome, self.tracker)
 

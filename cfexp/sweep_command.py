@@ -103,9 +103,10 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     wall = time.perf_counter() - started
     records = [record for outcome in outcomes for record in outcome.records]
     records += [record for other in others for record in other["runs"]]
-    rows = [outcome.row() for outcome in (outcomes if helper else runner.outcomes_of_all())]
+    everything = outcomes if helper else runner.outcomes_of_all()
+    rows = [outcome.row() for outcome in everything]
     if not helper:
-        _crown_champion(experiment.name, rows, progress)
+        _publish(experiment.name, everything, rows, tracker.commit, progress)
     if not helper and not args.quiet:
         _print_closing(rows, wall, tracker, others)
     if args.summary:
@@ -116,21 +117,19 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     return 0
 
 
-def _crown_champion(experiment: str, rows: list[dict], progress) -> None:
-    """The experiment's MSE-best study's registered model gets the alias `champion` (track.registry)."""
+def _publish(experiment: str, outcomes, rows: list[dict], commit: str, progress) -> None:
+    """Each finished study's best into the Model Registry, and the champion alias (cfexp.publish)."""
     from mlflow.exceptions import MlflowException
 
-    from cfexp.track import registry, store
+    from cfexp import publish
+    from cfexp.track import store
 
-    rated = [row for row in rows if row.get("best_val_loss") is not None]
-    if not rated:
-        return
-    best = min(rated, key=lambda row: row["best_val_loss"])
     try:
         client = store.open_client(store.tracking_uri())
-        store.retrying(registry.crown, client, experiment, best["study"].split("/", 1)[1])
+        store.retrying(publish.register_finished, client, outcomes, commit)
+        store.retrying(publish.crown_champion, client, experiment, rows)
     except (MlflowException, store.TrackingError) as exc:
-        progress.note(f"could not set the champion alias: {redact(exc)}")
+        progress.note(f"could not register the best models: {redact(exc)}; the runs and their models are logged")
 
 
 def _print_closing(rows, wall, tracker, others) -> None:

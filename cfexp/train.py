@@ -92,6 +92,7 @@ class FitResult:
     test_loss: float | None = None
     best_epoch: int | None = None
     ranking: dict[str, float] = field(default_factory=dict)  # the final model's ranking metrics (cfexp.ranking)
+    ranking_seconds: float = 0.0  # what computing them took (every epoch's too, when ranked per epoch)
 
     @property
     def val_loss(self) -> float:

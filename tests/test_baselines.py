@@ -56,8 +56,8 @@ def test_bpr_ranks_better_than_popularity(ratings):
     """The ranking-trained variant beats `popular` (NDCG@10 0.1476) at its own game, on the same protocol."""
     tensors = lesson(ratings)
     _, popular = fit(tensors, "popular")
-    common = dict(n_factors=128, init="normal(0, 0.1)", optimizer="adam", batch_size=1024, row_l2=0.01)
-    _, bpr = fit(tensors, "bpr", phases=((16, 0.005),), restore_best=True, **common)
+    common = dict(n_factors=128, init="normal(0, 0.1)", optimizer="adam", batch_size=4096, row_l2=0.01)
+    _, bpr = fit(tensors, "bpr", phases=((16, 0.01),), restore_best=True, **common)
     assert bpr.status == "completed" and 0 <= bpr.best_epoch < 16
     assert bpr.ranking["ndcg_at_10"] > popular.ranking["ndcg_at_10"] + 0.02
     assert bpr.ranking["recall_at_10"] > popular.ranking["recall_at_10"]

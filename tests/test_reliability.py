@@ -4,6 +4,7 @@ stores' own APIs."""
 import signal
 import sqlite3
 
+import mlflow
 from optuna.trial import TrialState
 from reliability_helpers import (
     STUDIES,
@@ -60,6 +61,11 @@ def test_two_sweeps_started_together_share_fresh_stores(tmp_path):
     assert owners == {p.pid for p in processes}  # and both did work
     for found, _ in studies.values():
         assert len({tuple(sorted(t.params.items())) for t in found.trials}) == len(found.trials)  # no point twice
+    # each study's final best is registered once, though two processes ended it
+    client = mlflow.MlflowClient(f"sqlite:///{database}")
+    for name, (found, _) in studies.items():
+        versions = client.search_model_versions(f"name = '{name.replace('/', '.')}'")
+        assert [v.run_id for v in versions] == [found.best_trial.user_attrs["mlflow_run_id"]]
 
 
 def test_ctrl_c_stops_at_once_and_the_next_sweep_resumes(tmp_path):

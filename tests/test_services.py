@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
@@ -118,6 +119,13 @@ def test_two_machines_join_one_sweep_through_postgresql_and_the_tracking_server(
     assert history.startswith("epoch,") and len(history.splitlines()) == 7
     for host in ("a", "b"):  # no shared disk: nothing of the stores was written locally
         assert not (tmp_path / host / "mlruns").exists()
+    # the registry is on the server too: each study's best as a version, the MSE-best as champion
+    registered = {m.name: m for m in client.search_registered_models(f"name LIKE '{name}.%'")}
+    assert set(registered) == {f"{name}.dot", f"{name}.sig"}
+    assert sum("champion" in (m.aliases or {}) for m in registered.values()) == 1
+    champion = next(m.name for m in registered.values() if "champion" in m.aliases)
+    model = mlflow.pyfunc.load_model(f"models:/{champion}@champion")  # downloaded through the server
+    assert len(model.predict(pd.DataFrame({"userId": [1]}), params={"k": 3})) == 3
 
 
 def test_no_password_lands_in_params_tags_artifacts_summary_report_or_output(tmp_path, shared):

@@ -1,0 +1,54 @@
+"""After a sweep: each finished study's best model into the Model Registry, and the experiment's champion.
+
+It runs once the sweep's processes on this machine are done and their models are logged (their trackers closed),
+so that a study's version is its final best, registered once. A study that another process (or machine) still
+works on is left to that process, which does the same when it ends; a best model whose own process has not
+logged it yet is left to that process too.
+"""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from cfexp.study_summary import StudyOutcome, best_val_loss
+from cfexp.track import registry
+from cfexp.track.tracker import MODEL_TAG
+
+
+def register_finished(client: MlflowClient, outcomes: list[StudyOutcome], commit: str) -> list[str]:
+    """Register the best of every finished study where it beats the latest version; the names registered."""
+    registered = []
+    for outcome in outcomes:
+        best = outcome.best()
+        if best is None or outcome.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            continue
+        run_id = best.user_attrs.get("mlflow_run_id")
+        model_id = client.get_run(run_id).data.tags.get(MODEL_TAG) if run_id else None
+        if not model_id or model_id == "model":  # not logged yet, or by a cfexp before the registry
+            continue
+        experiment = outcome.study.study_name.split("/")[0]
+        tags = {
+            "cfexp.experiment": experiment,
+            "cfexp.study": outcome.spec.name,
+            "cfexp.variant": outcome.spec.run.variant,
+            "cfexp.trial": best.number,
+            "cfexp.run_id": run_id,
+            "cfexp.objective": outcome.spec.objective,
+            "cfexp.val_mse": best_val_loss(best),
+            "dataset.digest": outcome.objective.data.ratings.digest,
+            "git.commit": commit,
+        }
+        name = registry.model_name(experiment, outcome.spec.name)
+        if registry.register_if_better(client, name, run_id, model_id, best.value, tags) is not None:
+            registered.append(name)
+    return registered
+
+
+def crown_champion(client: MlflowClient, experiment: str, rows: list[dict]) -> str | None:
+    """The experiment's MSE-best study's latest version gets the alias `champion`; its registered name."""
+    rated = [row for row in rows if row.get("best_val_loss") is not None]
+    if not rated:
+        return None
+    study = min(rated, key=lambda row: row["best_val_loss"])["study"].split("/", 1)[1]
+    return registry.model_name(experiment, study) if registry.crown(client, experiment, study) else None
