@@ -97,7 +97,10 @@ class EmbeddingDotBias(EmbeddingModel):
 
     def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         res = torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T).add_(self.ub(users))
-        return _sigmoid_range(res, self.y_range)
+        if self.y_range is None:
+            return res
+        low, high = self.y_range
+        return res.sigmoid_().mul_(high - low).add_(low)  # _sigmoid_range in place: a block is 16M scores
 
     def score_jacobian(self, partners: torch.Tensor, b: int, own: torch.Tensor | None = None):
         """The scores, their slope through the sigmoid (None without one), and d res / d [u; m] (`partners`, [m; u],
@@ -150,11 +153,11 @@ class BayesianMF(EmbeddingModel):
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         f = u.shape[1] - 1
         res = torch.linalg.vecdot(u[:, :f], m[:, :f]) + u[:, f] + m[:, f] + self.offset
-        return res.clamp(*self.y_range)
+        return res.clamp_(*self.y_range)
 
     def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         res = torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T).add_(self.ub(users) + self.offset)
-        return res.clamp(*self.y_range)
+        return res.clamp_(*self.y_range)
 
 
 class EmbeddingNN(EmbeddingModel):

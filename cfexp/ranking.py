@@ -48,7 +48,7 @@ class RankingData:
         rank_of[self.by_id] = torch.arange(len(self.by_id), device=device)  # a movie code's place in movieId order
         seen = torch.zeros(ratings.n_movies, dtype=torch.bool, device=device)
         seen[train.movies] = True
-        self.not_candidate = ~seen[self.by_id]
+        self.candidate_penalty = torch.where(seen[self.by_id], 0.0, -math.inf).to(torch.float32)  # added to scores
         self.train_seen = _by_user(train.users, rank_of[train.movies], ratings.n_users)
         relevant = val.ratings >= protocol.relevance
         self.relevant = _by_user(val.users[relevant], rank_of[val.movies[relevant]], ratings.n_users)
@@ -88,20 +88,28 @@ def scores_for(model: nn.Module, users: torch.Tensor, by_id: torch.Tensor) -> to
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Each row's k best columns, best first, ties broken by the lower column (movieId order)."""
-    kth = torch.topk(scores, k, dim=1).values[:, -1:]
+    """Each row's k best columns, best first, ties broken by the lower column (movieId order).
+
+    torch.topk picks any of equal scores, so the rows where the k-th score is tied with one topk left out (the
+    (k+1)-th equals the k-th) are redone exactly; with real-valued scores there are few."""
+    values, columns = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    crowded = torch.nonzero(values[:, k - 1] == values[:, k]).flatten() if values.shape[1] > k else values[:0, 0]
+    columns = columns[:, :k].contiguous()
+    if len(crowded):
+        columns[crowded] = _top_k_exact(scores[crowded], values[crowded, k - 1 : k], k)
+    # equal scores within the k: lower column first (sort by column, then stably by score)
+    by_column = torch.sort(columns, dim=1).values
+    order = torch.sort(scores.gather(1, by_column), dim=1, descending=True, stable=True).indices
+    return by_column.gather(1, order)
+
+
+def _top_k_exact(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
+    """The k columns of each row: every score above the k-th, then the lowest columns among those equal to it."""
     above = scores > kth
     ties = scores == kth
     room = k - above.sum(1, keepdim=True)
-    chosen = above | ties
-    crowded = torch.nonzero(ties.sum(1) > room[:, 0]).flatten()  # rows with more ties at the k-th than places
-    if len(crowded):
-        first = ties[crowded]
-        first &= torch.cumsum(first, 1, dtype=torch.int32) <= room[crowded]  # the lowest columns among the ties
-        chosen[crowded] = above[crowded] | first
-    columns = torch.nonzero(chosen)[:, 1].view(len(scores), k)  # ascending column within each row
-    order = torch.sort(scores.gather(1, columns), dim=1, descending=True, stable=True).indices
-    return columns.gather(1, order)
+    chosen = above | (ties & (torch.cumsum(ties, 1, dtype=torch.int32) <= room))
+    return torch.nonzero(chosen)[:, 1].view(len(scores), k)  # ascending column within each row
 
 
 @torch.inference_mode()
@@ -117,15 +125,16 @@ def evaluate(model: nn.Module, data: RankingData) -> dict[str, float]:
     for start in range(0, len(data.users), block):
         users = data.users[start : start + block]
         scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
-        scores[:, data.not_candidate] = -math.inf
+        scores += data.candidate_penalty  # -inf on the movies no one rated in training, in one pass
         seen_row, seen_movie = _rows(data.train_seen, users)
         scores[seen_row, seen_movie] = -math.inf
-        relevant = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        rel_row, rel_movie = _rows(data.relevant, users)
-        relevant[rel_row, rel_movie] = True
         picked = top_k(scores, k)
+        # hits: the picked (row, movie) pairs among the relevant ones, matched as row * movies + movie keys
+        rel_row, rel_movie = _rows(data.relevant, users)
+        relevant_keys = rel_row * n_movies + rel_movie
+        picked_keys = torch.arange(len(users), device=picked.device)[:, None] * n_movies + picked
         # a user with fewer than k candidates gets non-candidates (-inf) at the end of the list: never hits
-        hits = (relevant.gather(1, picked) & torch.isfinite(scores.gather(1, picked))).double()
+        hits = (torch.isin(picked_keys, relevant_keys) & torch.isfinite(scores.gather(1, picked))).double()
         ideal = data.relevant_counts[users].clamp(max=k).double()
         dcg = hits @ discount
         idcg = torch.cumsum(discount, 0)[ideal.long() - 1]
