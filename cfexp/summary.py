@@ -36,7 +36,8 @@ def run_record(run, result, mlflow_run_id: str | None = None, state: str | None 
 
 
 def write_summary(path: str | Path, experiment: str, dataset: dict, records: list[dict], **extra) -> None:
-    finished = [r for r in records if r["state"] == "COMPLETE" and math.isfinite(r["best_val_loss"])]
+    # a ranking-only run has no MSE (NaN here, null in a worker's summary read back)
+    finished = [r for r in records if r["state"] == "COMPLETE" and math.isfinite(r["best_val_loss"] or math.nan)]
     best = min(finished, key=lambda r: r["best_val_loss"]) if finished else None
     document = {"experiment": experiment, "dataset": dataset, "runs": records, "best": best, **extra}
     write_atomically(Path(path), json.dumps(json_safe(document), indent=2) + "\n")

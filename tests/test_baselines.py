@@ -196,3 +196,12 @@ def test_train_prints_and_logs_the_ranking_of_every_run(workdir, small_dir, caps
     runs = mlflow.search_runs(experiment_names=["two"])
     assert runs["metrics.ndcg_at_10"].notna().all() and runs["metrics.map_at_10"].notna().all()
     assert isinstance(pd.Series(runs["metrics.ranked_users"]).iloc[0], float)
+
+
+def test_workers_sweep_ranking_studies_and_summarise_them(ranked):
+    """Two workers: a helper's summary holds a ranking-only run's MSE as null, and the closing summary copes."""
+    assert main(["sweep", str(ranked), "--quiet", "--workers", "2", "--summary", "summary.json"]) == 0
+    summary = json.loads((ranked.parents[1] / "summary.json").read_text())
+    assert summary["workers"] == 2 and summary["best"]["variant"] == "bias"
+    assert {row["study"] for row in summary["studies"]} == {"ranked/bias", "ranked/popular", "ranked/bpr"}
+    assert any(run["best_val_loss"] is None for run in summary["runs"])  # popular's and bpr's runs
