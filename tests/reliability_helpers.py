@@ -55,10 +55,18 @@ def write_experiment(folder: Path, epochs: int = 25, trials: int = 3) -> Path:
     return path
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it execs: SIGINT back to its default. A test run started in the background (`cmd &` in
+    a script) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_sweep(folder: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "cfexp.cli", "sweep", "experiments/rel.toml", "--quiet", *extra]
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | (env or {})
-    return subprocess.Popen(command, cwd=folder, env=environment, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        command, cwd=folder, env=environment, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal
+    )
 
 
 def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:

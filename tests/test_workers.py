@@ -10,6 +10,7 @@ import time
 import mlflow
 import optuna
 from optuna.trial import TrialState
+from reliability_helpers import ctrl_c_as_in_a_terminal
 
 from cfexp.workers import Plan, gpu_for
 
@@ -53,7 +54,9 @@ def write(folder, small_dir, epochs=4, trials=3, studies=FOUR):
 def sweep(folder, *extra, **popen):
     command = [sys.executable, "-m", "cfexp.cli", "sweep", "experiments/wk.toml", "--quiet", *extra]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.Popen(command, cwd=folder, env=env, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        command, cwd=folder, env=env, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal, **popen
+    )
 
 
 def studies(folder):
