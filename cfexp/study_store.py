@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,7 +22,7 @@ import optuna
 from filelock import FileLock
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
 from cfexp.errors import UserError
 from cfexp.redact import redact
@@ -32,6 +33,7 @@ GRACE_SECONDS = int(os.environ.get("CFEXP_GRACE_SECONDS", 60))  # ...and is stal
 MAX_RETRIES = 3  # a trial lost this many times (its process killed every time) is not tried again
 LOCK_SECONDS = 600
 SQLITE_BUSY_SECONDS = 60
+SCHEMA_ATTEMPTS = 5  # opening a fresh RDB that another process is creating the schema of
 ADVISORY_KEY = 0x63666578  # "cfex": the one advisory lock cfexp takes in a database
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -112,17 +114,27 @@ def _rdb(url: str) -> StudyStore:
     engine_kwargs = (
         {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if backend == "sqlite" else {"pool_pre_ping": True}
     )
-    try:
-        storage = optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RETRY,
-        )
-    except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RETRY,
+            )
+            break
+        except (IntegrityError, ProgrammingError) as exc:
+            # Another process (or machine) is creating the schema of a fresh database at this moment: PostgreSQL
+            # refuses the second CREATE TABLE (a duplicate type or relation); once the first has committed,
+            # opening finds the tables.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                reason = redact(str(exc).strip().splitlines()[0])
+                raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
+            time.sleep(0.5 * (attempt + 1))
+        except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
+            reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
     if backend == "sqlite":
         database = make_url(url).database or "optuna.db"
         lock = FileLock(f"{database}.cfexp-lock", timeout=LOCK_SECONDS)
