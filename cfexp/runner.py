@@ -9,7 +9,7 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from cfexp import baselines, bpr, gibbs, ranking
+from cfexp import baselines, bpr, gibbs
 from cfexp import data as cfdata
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
@@ -103,7 +103,3 @@ def fit_run(
         result.test_loss = evaluate(model, data.test)["mse"]
     return model, result
 
-
-def ranking_of(model: nn.Module, data: SplitTensors) -> dict[str, float]:
-    """The protocol's ranking metrics of a trained model on the split."""
-    return ranking.evaluate(model, data.ranking)
