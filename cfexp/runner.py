@@ -102,4 +102,3 @@ def fit_run(
     if data.test is not None and result.status != "diverged" and variant.rates:
         result.test_loss = evaluate(model, data.test)["mse"]
     return model, result
-
