@@ -21,6 +21,10 @@ import torch
 from cfexp.data import TensorPart
 from cfexp.train import FitResult, Recipe, StopTraining, notify
 
+# The products used here are stable. A filter for the whole process, not catch_warnings around the call: that one
+# is not thread-safe, and the tracker's thread leaving its own catch_warnings put the old filters back mid-sweep.
+warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+
 NOISE_PRIOR = (1.0, 1.0)  # Gamma(shape, rate) prior on the noise precision when it is learned
 
 
@@ -32,10 +36,8 @@ class _Side:
 
     def __init__(self, rows: torch.Tensor, partners: torch.Tensor, centred: torch.Tensor, shape: tuple[int, int]):
         index = torch.stack([rows, partners])
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"; the products used here are stable
-            warnings.simplefilter("ignore", UserWarning)
-            self.pattern = _csr(index, torch.ones_like(centred), shape)  # which partners each row rated
-            self.ratings = _csr(index, centred, shape)  # what it rated them (centred on the train mean)
+        self.pattern = _csr(index, torch.ones_like(centred), shape)  # which partners each row rated
+        self.ratings = _csr(index, centred, shape)  # what it rated them (centred on the train mean)
         # per partner: the sum of its centred ratings and their count (for the squared error)
         self.partner_sums = torch.zeros(shape[1], device=centred.device).index_add_(0, partners, centred)
         self.partner_counts = torch.bincount(partners, minlength=shape[1]).to(centred.dtype)

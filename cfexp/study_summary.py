@@ -20,6 +20,10 @@ from cfexp.track.tracker import MODEL_TAG
 
 DONE = "cfexp.done"  # study user attr: its parent run has been summarised
 
+# Optuna's matplotlib plots are marked experimental. The figures are drawn on the tracker's thread, where
+# catch_warnings is not safe (leaving it restores filters the main thread may have changed), hence a standing filter.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=__name__)
+
 
 @dataclass
 class StudyOutcome:
@@ -147,11 +151,9 @@ def _plot(study: optuna.Study, kind: str):
     def draw():
         from optuna.visualization import matplotlib as optuna_plots
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return getattr(optuna_plots, f"plot_{kind}")(study)
-            except (RuntimeError, ValueError):  # importance needs variation among the complete trials
-                return None
+        try:
+            return getattr(optuna_plots, f"plot_{kind}")(study)
+        except (RuntimeError, ValueError):  # importance needs variation among the complete trials
+            return None
 
     return draw

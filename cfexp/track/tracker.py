@@ -30,6 +30,10 @@ MODEL_TAG = "cfexp.model"  # set on a run once its model is logged: the logged m
 EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
 
+# The signature says what the model takes; an input example would add nothing. Filtered for the whole process:
+# catch_warnings on the tracker's thread is not thread-safe (leaving it restores the filters the main thread set).
+warnings.filterwarnings("ignore", ".*An input example was not provided when logging the model", UserWarning)
+
 
 def git_commit() -> str:
     try:
@@ -267,15 +271,13 @@ class Tracker:
         import mlflow.pyfunc
         import torch
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with mlflow.start_run(run_id=run_id):
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=model,
-                    signature=model.signature,
-                    pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pandas", "cfexp"],
-                )
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model,
+                signature=model.signature,
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pandas", "cfexp"],
+            )
         # start_run(run_id=...) ends the run FINISHED; that is the state a run with a model (a complete trial) has.
         self.client.set_tag(run_id, MODEL_TAG, info.model_id)  # models:/<id> is what the registry versions
 
