@@ -14,8 +14,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
-
 from cfexp.processes import is_alive, process_record, this_process
 
 REGISTRY = Path(tempfile.gettempdir()) / f"cfexp-{os.getuid() if hasattr(os, 'getuid') else 'user'}" / "sweeps"
@@ -61,6 +59,8 @@ class CpuShare:
 
     def apply(self) -> int:
         """Set torch's intra-op threads to this process's share, before a trial; returns it."""
+        import torch  # here: registering a helper must not wait for torch's import
+
         count = self.threads()
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)

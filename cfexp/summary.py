@@ -8,11 +8,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from cfexp import runner
-
 
 def run_record(run, result, mlflow_run_id: str | None = None, state: str | None = None, reason: str = "") -> dict:
     """One run (a RunConfig and its FitResult, which may be None if it broke before training)."""
+    from cfexp import runner  # torch: imported when a run is recorded, so that `cfexp --help` starts at once
+
     diverged = result is not None and result.status == "diverged"
     record = {
         "name": run.name,

@@ -31,7 +31,7 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from cfexp import workers
+    from cfexp import worker_processes
 
     check_args(args)
     helper = args.worker_index is not None
@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         raise
     device = devices.pop()
     folder = tempfile.TemporaryDirectory(prefix="cfexp-workers-")
-    helpers = workers.Helpers(args, device, Path(folder.name)) if args.workers > 1 and not helper else None
+    helpers = worker_processes.Helpers(args, device, Path(folder.name)) if args.workers > 1 and not helper else None
     try:
         with folder:
             return _sweep(args, experiment, device, helpers)
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sweep(args, experiment, device: str, helpers) -> int:
-    from cfexp import data, runner, search_space, study_store, sweep, track, workers
+    from cfexp import data, runner, search_space, study_store, sweep, track, worker_processes, workers
     from cfexp.cpu_share import CpuShare
     from cfexp.progress import SweepProgress
     from cfexp.ranking import Protocol
@@ -76,7 +76,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
             return 2  # the first worker says it
         raise
     if helper:
-        if not workers.wait_for_go():
+        if not worker_processes.wait_for_go():
             return 0
     else:
         for spec in experiment.sweep.studies:
@@ -98,7 +98,6 @@ def _sweep(args, experiment, device: str, helpers) -> int:
             tracker.flush()  # a call that could not be logged even now is a TrackingError: one line, exit 1
         finally:
             tracker.close()
-    codes = helpers.wait() if helpers else []
     others = helpers.summaries() if helpers else []
     wall = time.perf_counter() - started
     records = [record for outcome in outcomes for record in outcome.records]
@@ -111,6 +110,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         _print_closing(rows, wall, tracker, others)
     if args.summary:
         _summary(args, experiment, ratings, split, records, rows, wall, tracker, others)
+    codes = helpers.wait() if helpers else []
     failed = [(i, code) for i, code in enumerate(codes, start=1) if code]
     if failed:
         raise UserError(f"worker {failed[0][0]} exited with {failed[0][1]}; rerun the same command to resume")

@@ -12,7 +12,8 @@ import optuna
 from optuna.trial import TrialState
 from reliability_helpers import ctrl_c_as_in_a_terminal
 
-from cfexp.workers import Plan, gpu_for
+from cfexp.worker_processes import gpu_for
+from cfexp.workers import Plan
 
 EXPERIMENT = """
 name = "wk"
