@@ -234,4 +234,20 @@ def _sweep_workers(one: dict, two: dict) -> list[str]:
         f"value and params of every study identical to the one-worker run: {'yes' if same else '**no**'}. "
         f"Target: ≥ 1.3×, nothing lost, the same table: {_verdict(ok)}.",
         "",
+        *_workers_ceiling(one, two),
+    ]
+
+
+def _workers_ceiling(one: dict, two: dict) -> list[str]:
+    """What two one-thread workers can gain at best on this machine: the same trials, summed, on one thread each
+    against two threads in the serial run."""
+    if not one.get("trial_seconds") or not two.get("trial_seconds"):
+        return []
+    slower = two["trial_seconds"] / one["trial_seconds"]
+    return [
+        f"The trials, summed from start to end, took {_f(two['trial_seconds'], 1)} s on one thread each (two "
+        f"workers at once) against {_f(one['trial_seconds'], 1)} s on two threads in the one-worker run: "
+        f"{slower:.2f}× as long. Two workers can therefore run the trials at most {2 / slower:.2f}× as "
+        "fast as one, before the start-up and teardown that neither run can share out.",
+        "",
     ]

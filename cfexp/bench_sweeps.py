@@ -77,11 +77,12 @@ def run_sweeps(count: int, device: str, experiment: Path = SWEEP_EXPERIMENT, ext
 
 
 def _stores(folder: Path) -> dict:
-    """Per study, complete + pruned trials against its budget; trials per process; anything left running."""
+    """Per study, complete + pruned trials against its budget; trials per process; their summed seconds; anything
+    left running."""
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(folder / "mlruns" / "optuna-journal.log"))
     )
-    studies, best, per_process, running, trials = {}, {}, {}, 0, 0
+    studies, best, per_process, running, trials, trial_seconds = {}, {}, {}, 0, 0, 0.0
     for summary in optuna.get_all_study_summaries(storage):
         found = optuna.load_study(study_name=summary.study_name, storage=storage)
         states = [t.state for t in found.trials]
@@ -92,10 +93,13 @@ def _stores(folder: Path) -> dict:
         for t in found.trials:
             pid = str(t.user_attrs.get("cfexp.owner", {}).get("pid"))
             per_process[pid] = per_process.get(pid, 0) + 1
+            if t.datetime_complete is not None:
+                trial_seconds += (t.datetime_complete - t.datetime_start).total_seconds()
     return {
         "studies": studies,
         "best_per_study": best,
         "trials": trials,
+        "trial_seconds": trial_seconds,  # summed over trials, start to end: the work, whoever ran it
         "trials_per_process": sorted(per_process.values()),
         "running": running,
     }
