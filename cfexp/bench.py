@@ -20,7 +20,7 @@ import torch
 
 from cfexp import bench_peers, bench_scale
 from cfexp.bench_report import write_benchmarks
-from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_workers
+from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_repeats, measure_sweep_workers
 from cfexp.bench_training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
 
 SUITES = {
@@ -37,11 +37,12 @@ SUITES = {
         "sweep": lambda args: measure_sweep(args.device),
         "sweep-pair": lambda args: measure_sweep_pair(args.device),
         "sweep-workers": lambda args: measure_sweep_workers(args.device),
+        "sweep-repeats": lambda args: measure_sweep_repeats(args.device),
     },
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
 }
 MEASURES = {name: measure for suite in SUITES.values() for name, measure in suite.items()}
-SWEEPS = ("sweep", "sweep-pair", "sweep-workers")
+SWEEPS = ("sweep", "sweep-pair", "sweep-workers", "sweep-repeats")
 RESULTS = {"default": "reports/bench-results.json", "scale": "reports/bench-scale-results.json"}
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cfexp.bench", description=__doc__)
     parser.add_argument("--suite", choices=sorted(SUITES), default="default")
     parser.add_argument("--out", default="BENCHMARKS.md")
-    parser.add_argument("--skip-sweep", action="store_true", help="leave out the sweeps (about 5 minutes)")
+    parser.add_argument("--skip-sweep", action="store_true", help="leave out the sweeps (about 15 minutes)")
     parser.add_argument("--measure", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N; the peers are CPU-only")
     parser.add_argument("--data", default="reports/scale/ml-25m.csv", help="the scale suite's synthetic ratings")
