@@ -33,6 +33,7 @@ SUITES = {
         "peers-cfexp": lambda args: bench_peers.measure_cfexp_baselines(args.device),
         "peers-lenskit": lambda args: bench_peers.measure_lenskit(args.device),
         "peers-cornac": lambda args: bench_peers.measure_cornac(args.device),
+        "peers-implicit": lambda args: bench_peers.measure_implicit(args.device),
         "ranking-share": lambda args: bench_peers.measure_ranking_share(args.device),
         "sweep": lambda args: measure_sweep(args.device),
         "sweep-pair": lambda args: measure_sweep_pair(args.device),
@@ -61,7 +62,7 @@ def machine() -> str:
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
-    packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit", "cornac")
+    packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit", "cornac", "implicit")
     versions = ", ".join(f"{p} {_version(p)}" for p in packages)
     return f"{cpu}, {torch.get_num_threads()} torch threads; Python {platform.python_version()}; {versions}"
 
