@@ -14,7 +14,8 @@ from cfexp import data as cfdata
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
 from cfexp.errors import UserError
-from cfexp.models import Init, build_model, get_variant
+from cfexp.inits import Init
+from cfexp.models import build_model, get_variant
 from cfexp.ranking import Protocol, RankingCallback, RankingData
 from cfexp.train import Callback, FitResult, Recipe, evaluate, fit, resolve_device
 

@@ -3,6 +3,7 @@ import torch
 
 from cfexp import models
 from cfexp.errors import UserError
+from cfexp.inits import Init
 
 VARIANTS = ["dot", "dot_bias", "dot_bias_sigmoid", "nn"]
 
@@ -34,7 +35,7 @@ def test_sigmoid_outputs_stay_inside_y_range(variant):
 
 
 def test_constant_init_is_constant_and_the_lessons_uniform_is_named_for_what_it_is():
-    assert models.Init.parse("uniform(0.01, 0.01)") == models.Init("constant", (0.01,))
+    assert Init.parse("uniform(0.01, 0.01)") == Init("constant", (0.01,))
     model = models.build_model("dot_bias_sigmoid", 5, 9, n_factors=4, init="uniform(0.01, 0.01)")
     for weight in (model.u.weight, model.m.weight, model.ub.weight, model.mb.weight):
         assert torch.all(weight == 0.01)
@@ -56,7 +57,7 @@ def test_normal_init_has_its_std():
 @pytest.mark.parametrize("text", ["gaussian(0, 1)", "uniform(1)", "uniform(0.5, 0.1)", "normal(0, -1)", "constant(x)"])
 def test_bad_init_is_a_user_error(text):
     with pytest.raises(UserError, match="bad init"):
-        models.Init.parse(text)
+        Init.parse(text)
 
 
 def test_unknown_variant_and_bad_options_are_user_errors():

@@ -11,6 +11,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a line (and a request) per run ended
 
+from cfexp.track.epochs import EpochLogger
 from cfexp.track.store import (
     ARTIFACT_ROOT,
     DEFAULT_DB,
@@ -20,7 +21,7 @@ from cfexp.track.store import (
     preflight,
     tracking_uri,
 )
-from cfexp.track.tracker import EpochLogger, Tracker
+from cfexp.track.tracker import Tracker
 
 logging.getLogger("mlflow").setLevel(logging.ERROR)
 logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from cfexp.errors import UserError
+from cfexp.track.epochs import EpochLogger
 from cfexp.track.figures import learning_curve, png_of
 from cfexp.track.store import ARTIFACT_ROOT, TrackingError, first_line, is_default, open_client, retrying, tracking_uri
 
@@ -280,35 +281,6 @@ class Tracker:
             )
         # start_run(run_id=...) ends the run FINISHED; that is the state a run with a model (a complete trial) has.
         self.client.set_tag(run_id, MODEL_TAG, info.model_id)  # models:/<id> is what the registry versions
-
-
-class EpochLogger:
-    """A trainer callback that logs each epoch's metrics (step = epoch), batched: one call at most every
-    FLUSH_SECONDS, and one at the end of the fit. A short trial's epochs then cost one write instead of one each
-    (about 10 ms of a SQLite store's time apiece); a long trial's curves still appear in the UI as it runs."""
-
-    KEYS = ("train_loss", "val_loss", "val_rmse", "val_mae", "lr", "noise_precision")
-    FLUSH_SECONDS = 2.0
-
-    def __init__(self, tracker: Tracker, run_id: str):
-        self.tracker, self.run_id = tracker, run_id
-        self.pending: list[Metric] = []
-        self.flushed = time.monotonic()
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        now = int(time.time() * 1000)
-        keys = [k for k in metrics if k in self.KEYS or "_at_" in k]  # the ranking metrics, when computed
-        self.pending += [Metric(k, float(metrics[k]), now, epoch) for k in keys if math.isfinite(metrics[k])]
-        if time.monotonic() - self.flushed >= self.FLUSH_SECONDS:
-            self.flush()
-
-    def on_fit_end(self, result) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        if self.pending:
-            self.tracker.later(self.tracker.client.log_batch, self.run_id, metrics=self.pending, run_id=self.run_id)
-        self.pending, self.flushed = [], time.monotonic()
 
 
 def _strings(tags: dict) -> dict[str, str]:

@@ -1,0 +1,41 @@
+"""Per-epoch metrics of a run, as a trainer callback that batches them into few MLflow calls."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+from mlflow.entities import Metric
+
+if TYPE_CHECKING:
+    from cfexp.track.tracker import Tracker  # which makes these loggers (Tracker.epoch_logger)
+
+
+class EpochLogger:
+    """A trainer callback that logs each epoch's metrics (step = epoch), batched: one call at most every
+    FLUSH_SECONDS, and one at the end of the fit. A short trial's epochs then cost one write instead of one each
+    (about 10 ms of a SQLite store's time apiece); a long trial's curves still appear in the UI as it runs."""
+
+    KEYS = ("train_loss", "val_loss", "val_rmse", "val_mae", "lr", "noise_precision")
+    FLUSH_SECONDS = 2.0
+
+    def __init__(self, tracker: Tracker, run_id: str):
+        self.tracker, self.run_id = tracker, run_id
+        self.pending: list[Metric] = []
+        self.flushed = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        keys = [k for k in metrics if k in self.KEYS or "_at_" in k]  # the ranking metrics, when computed
+        self.pending += [Metric(k, float(metrics[k]), now, epoch) for k in keys if math.isfinite(metrics[k])]
+        if time.monotonic() - self.flushed >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def on_fit_end(self, result) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.tracker.later(self.tracker.client.log_batch, self.run_id, metrics=self.pending, run_id=self.run_id)
+        self.pending, self.flushed = [], time.monotonic()
