@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from cfexp.data import TensorPart
+from cfexp.fitting import FitResult, Recipe, StopTraining, evaluate, notify
 from cfexp.modules import BiasModel, Popularity
-from cfexp.train import FitResult, Recipe, StopTraining, evaluate, notify
 
 
 def fit_biases(model: BiasModel, train: TensorPart) -> None:

@@ -63,7 +63,7 @@ def measure_load(path: str) -> dict:
 
 
 def _fit_once(path: str, run: dict) -> dict:
-    from cfexp import data, runner, train
+    from cfexp import data, fitting, runner
     from cfexp.config import resolve_run
 
     ratings = data.load_ratings(path)
@@ -74,7 +74,7 @@ def _fit_once(path: str, run: dict) -> dict:
     fit_seconds = time.perf_counter() - started
     epoch = result.history[0]
     started = time.perf_counter()
-    scores = train.evaluate(model, tensors.val)
+    scores = fitting.evaluate(model, tensors.val)
     return {
         "epoch_seconds": epoch["train_seconds"],
         "setup_seconds": fit_seconds - epoch["seconds"] - result.ranking_seconds,

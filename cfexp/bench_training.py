@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from cfexp import data, runner, train
+from cfexp import data, fitting, runner
 from cfexp.config import RunConfig, load_experiment, resolve_run
 from cfexp.search_space import with_params
 
@@ -73,9 +73,9 @@ def dataloader_fit(model, part, val, run) -> tuple[list[float], float]:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            train.evaluate(model, val)
+            fitting.evaluate(model, val)
             seconds.append(time.perf_counter() - started)
-    return seconds, train.evaluate(model, val)["mse"]
+    return seconds, fitting.evaluate(model, val)["mse"]
 
 
 def measure_lesson(loop: str, device: str) -> dict:
@@ -94,7 +94,7 @@ def measure_lesson(loop: str, device: str) -> dict:
     return out
 
 
-class _Reached(train.Callback):
+class _Reached(fitting.Callback):
     def __init__(self, started: float, stop: bool = True):
         self.started, self.stop, self.seconds, self.epoch = started, stop, None, None
 
@@ -102,7 +102,7 @@ class _Reached(train.Callback):
         if self.seconds is None and metrics["val_loss"] <= TARGET:
             self.seconds, self.epoch = time.perf_counter() - self.started, epoch
             if self.stop:
-                raise train.StopTraining("target reached")
+                raise fitting.StopTraining("target reached")
 
 
 def time_to_target(run: RunConfig, device: str, stop: bool = True) -> dict:

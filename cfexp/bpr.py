@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from cfexp.data import TensorPart
+from cfexp.fitting import BestEpoch, FitResult, Recipe, StopTraining, notify
 from cfexp.modules import EmbeddingBPR
-from cfexp.train import FitResult, Recipe, StopTraining, make_optimizer, notify, one_cycle
+from cfexp.train import make_optimizer, one_cycle
 
 JUDGED_BY = "ndcg_at_"  # the ranking metric (at the protocol's k) that picks the best epoch
 
@@ -53,7 +54,7 @@ def fit(model: EmbeddingBPR, train: TensorPart, val: TensorPart, recipe: Recipe,
     scheduler = one_cycle(optimizer, recipe, math.ceil(n / bs))
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
     result = FitResult(status="completed")
-    best_score, best_state = -math.inf, None
+    best = BestEpoch(keep_weights=recipe.restore_best, higher_is_better=True)
     notify(callbacks, "on_fit_start", model, recipe)
     started = time.perf_counter()
     try:
@@ -67,13 +68,14 @@ def fit(model: EmbeddingBPR, train: TensorPart, val: TensorPart, recipe: Recipe,
             negatives = seen[torch.randint(len(seen), (n,), generator=generator, device=device)]
             users, positives = train.users.index_select(0, perm), train.movies.index_select(0, perm)
             train_loss = _epoch(model, optimizer, scheduler, users, positives, negatives, bs, recipe.row_l2)
+            seconds = time.perf_counter() - epoch_started
             metrics = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": math.nan,
                 "lr": lr,
-                "seconds": time.perf_counter() - epoch_started,
-                "train_seconds": time.perf_counter() - epoch_started,
+                "seconds": seconds,
+                "train_seconds": seconds,  # no val MSE to compute: the epoch is all training
             }
             result.history.append(metrics)
             if not math.isfinite(train_loss):
@@ -82,17 +84,14 @@ def fit(model: EmbeddingBPR, train: TensorPart, val: TensorPart, recipe: Recipe,
             if result.status == "diverged":
                 break
             score = next((v for k, v in metrics.items() if k.startswith(JUDGED_BY)), -math.inf)
-            if score > best_score:
-                best_score, result.best_epoch = score, epoch
-                if recipe.restore_best:
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif recipe.patience and epoch - result.best_epoch >= recipe.patience:
-                result.reason = f"early stop at epoch {epoch}: no better NDCG since epoch {result.best_epoch}"
+            if best.update(epoch, score, model) and recipe.patience and epoch - best.epoch >= recipe.patience:
+                result.reason = f"early stop at epoch {epoch}: no better NDCG since epoch {best.epoch}"
                 break
     except StopTraining as stop:
         result.status, result.reason = "stopped", str(stop)
-    if best_state is not None and result.status != "diverged":
-        model.load_state_dict(best_state)
+    result.best_epoch = best.epoch
+    if best.state is not None and result.status != "diverged":
+        model.load_state_dict(best.state)
     result.seconds = time.perf_counter() - started
     notify(callbacks, "on_fit_end", result)
     return result

@@ -167,7 +167,7 @@ def cmd_variants(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cfexp import data, runner, track, train
+    from cfexp import data, fitting, runner, track
     from cfexp.progress import print_comparison
     from cfexp.ranking import Protocol
 
@@ -182,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         tensors = on_device[run.device]
         run = runner.resolved(run, tensors)
         runner.build_for(run, tensors)
-        train.Recipe(**run.recipe_kwargs())
+        fitting.Recipe(**run.recipe_kwargs())
         runs.append((run, tensors))
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)

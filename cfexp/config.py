@@ -67,7 +67,7 @@ TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table
 TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep", "eval"}
 
 
-# The RunConfig fields that say how to train (train.Recipe's fields), as opposed to what model to build.
+# The RunConfig fields that say how to train (fitting.Recipe's fields), as opposed to what model to build.
 RECIPE_KEYS = ("optimizer", "phases", "one_cycle", "momentum", "weight_decay", "batch_size", "seed", "device")
 RECIPE_KEYS += ("lazy_sgd", "row_l2", "restore_best", "patience")
 

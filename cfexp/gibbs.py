@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cfexp.data import TensorPart
-from cfexp.train import FitResult, Recipe, StopTraining, notify
+from cfexp.fitting import FitResult, Recipe, StopTraining, notify
 
 # The products used here are stable. A filter for the whole process, not catch_warnings around the call: that one
 # is not thread-safe, and the tracker's thread leaving its own catch_warnings put the old filters back mid-sweep.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import optuna
 import torch
 
-from cfexp import recovery, runner, train
+from cfexp import fitting, recovery, runner
 from cfexp.config import RunConfig
 from cfexp.errors import UserError
 from cfexp.models import Param
@@ -41,10 +41,10 @@ class Pruning:
         if math.isfinite(value):
             self.trial.report(value, step=epoch)
             if self.trial.should_prune():
-                raise train.StopTraining(f"pruned at epoch {epoch}")
+                raise fitting.StopTraining(f"pruned at epoch {epoch}")
 
 
-def objective_value(result: train.FitResult, key: str) -> float:
+def objective_value(result: fitting.FitResult, key: str) -> float:
     """What the study optimises: the best val loss, or the final model's ranking metric `key`."""
     return result.best_val_loss if key == "val_loss" else result.ranking.get(key, math.nan)
 
@@ -146,7 +146,7 @@ class Objective:
         return value
 
 
-def _verdict(result: train.FitResult, objective: str) -> tuple[str, str]:
+def _verdict(result: fitting.FitResult, objective: str) -> tuple[str, str]:
     if result.status == "diverged":
         return "FAIL", f"diverged: {result.reason}"
     if result.status == "stopped":

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 from tqdm import tqdm
 
-from cfexp.train import Callback, FitResult, Recipe
+from cfexp.fitting import Callback, FitResult, Recipe
 
 HISTORY_COLUMNS = ("epoch", "lr", "noise_precision", "train_loss", "val_loss", "val_rmse", "val_mae")
 

@@ -14,10 +14,11 @@ from cfexp import data as cfdata
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
 from cfexp.errors import UserError
+from cfexp.fitting import Callback, FitResult, Recipe, evaluate, resolve_device
 from cfexp.inits import Init
 from cfexp.models import build_model, get_variant
 from cfexp.ranking import Protocol, RankingCallback, RankingData
-from cfexp.train import Callback, FitResult, Recipe, evaluate, fit, resolve_device
+from cfexp.train import fit
 
 TRAINERS = {"sgd": fit, "gibbs": gibbs.fit, "closed_form": baselines.fit, "bpr": bpr.fit}
 

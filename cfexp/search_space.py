@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import optuna
 
-from cfexp import runner, train
+from cfexp import fitting, runner
 from cfexp.config import RunConfig
 from cfexp.errors import UserError
 from cfexp.models import Param, get_variant
@@ -55,7 +55,7 @@ def check_study(spec: StudySpec, data: runner.SplitTensors) -> None:
         params = {k: (getattr(p, end) if p.kind != "categorical" else p.choices[0]) for k, p in space.items()}
         params = {k: int(v) if space[k].kind == "int" else v for k, v in params.items()}
         run = runner.resolved(with_params(spec.run, params), data)
-        train.Recipe(**run.recipe_kwargs())
+        fitting.Recipe(**run.recipe_kwargs())
         runner.build_for(run, data)
 
 

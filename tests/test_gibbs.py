@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfexp import data, gibbs, models, runner, train
+from cfexp import data, fitting, gibbs, models, runner
 from cfexp.config import resolve_run
 from cfexp.errors import UserError
 
@@ -25,7 +25,7 @@ def fit(small, sweeps=8, callbacks=(), n_factors=4, restore_best=False, patience
         "bpmf", ratings.n_users, ratings.n_movies, n_factors=n_factors, init="normal(0, 0.3)",
         y_range=ratings.rating_range, options=options,
     )  # fmt: skip
-    recipe = train.Recipe(phases=((sweeps, 1.0),), device="cpu", seed=3, restore_best=restore_best, patience=patience)
+    recipe = fitting.Recipe(phases=((sweeps, 1.0),), device="cpu", seed=3, restore_best=restore_best, patience=patience)
     return model, gibbs.fit(model, tr, va, recipe, callbacks)
 
 
@@ -75,7 +75,7 @@ def test_model_predicts_what_the_sampler_reported(small):
     model, result = fit(small, sweeps=8, burn_in=3)
     assert result.status == "completed" and result.history[-1]["draws"] == 5
     assert model.u.weight.shape[1] == 5 * 4 and model.ub.weight.shape == (model.u.num_embeddings, 1)
-    assert train.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
+    assert fitting.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
 
 
 def test_thinning_keeps_every_nth_draw_and_scores_what_it_keeps(small):
@@ -84,7 +84,7 @@ def test_thinning_keeps_every_nth_draw_and_scores_what_it_keeps(small):
     assert [h["draws"] for h in result.history] == [0, 0, 1, 1, 1, 2, 2, 2, 3]
     assert result.history[3]["val_loss"] == result.history[2]["val_loss"]  # no new draw: the same average
     assert model.u.weight.shape[1] == 3 * 4
-    assert train.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
+    assert fitting.evaluate(model, va)["mse"] == pytest.approx(result.val_loss, abs=1e-5)
 
 
 def test_same_seed_same_chain(small):
@@ -99,7 +99,7 @@ def test_restore_best_keeps_the_draws_up_to_the_best_sweep(small):
     best = result.history[result.best_epoch]
     assert result.best_epoch < 9 and best["val_loss"] < result.history[-1]["val_loss"]
     assert model.u.weight.shape[1] == best["draws"] * 4
-    assert train.evaluate(model, va)["mse"] == pytest.approx(best["val_loss"], abs=1e-5)
+    assert fitting.evaluate(model, va)["mse"] == pytest.approx(best["val_loss"], abs=1e-5)
 
 
 def test_patience_stops_the_chain_and_says_why(small):
@@ -117,7 +117,7 @@ def test_learned_noise_precision_moves_and_is_logged(small):
 def test_a_callback_can_stop_sampling_in_the_burn_in(small):
     class Stop:
         def on_epoch_end(self, epoch, metrics):
-            raise train.StopTraining("enough")
+            raise fitting.StopTraining("enough")
 
     model, result = fit(small, sweeps=6, burn_in=3, callbacks=[Stop()])
     assert result.status == "stopped" and len(result.history) == 1
@@ -149,7 +149,7 @@ def test_bpmf_beats_tuned_sgd_on_the_lesson_split(ratings):
     model, result = runner.fit_run(run, tensors)
     assert result.status == "completed"
     assert result.val_loss < 0.735, result.val_loss
-    assert math.isclose(train.evaluate(model, tensors.val)["mse"], result.val_loss, abs_tol=1e-5)
+    assert math.isclose(fitting.evaluate(model, tensors.val)["mse"], result.val_loss, abs_tol=1e-5)
 
 
 def test_too_few_sweeps_for_the_burn_in_is_a_user_error(ratings):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cfexp import data, models, train
+from cfexp import data, fitting, models, train
 from cfexp.errors import UserError
 
 
@@ -21,10 +21,10 @@ def fit(small, variant="dot_bias_sigmoid", callbacks=(), init=None, **recipe):
         variant, ratings.n_users, ratings.n_movies, n_factors=8, init=init, y_range=ratings.rating_range
     )
     recipe = {"phases": ((2, 0.05),), "device": "cpu", **recipe}
-    return model, train.fit(model, tr, va, train.Recipe(**recipe), callbacks)
+    return model, train.fit(model, tr, va, fitting.Recipe(**recipe), callbacks)
 
 
-class Recorder(train.Callback):
+class Recorder(fitting.Callback):
     def __init__(self):
         self.epochs, self.lrs, self.started, self.ended = [], [], False, None
 
@@ -96,11 +96,11 @@ def test_lazy_sgd_is_torch_sgd(small, variant, path, monkeypatch):
 def test_lazy_sgd_applies_only_where_the_math_is_exact():
     dot = models.build_model("dot", 3, 3)
     net = models.build_model("nn", 3, 3)
-    assert train.uses_lazy_sgd(dot, train.Recipe())
-    assert not train.uses_lazy_sgd(net, train.Recipe())
-    assert not train.uses_lazy_sgd(dot, train.Recipe(optimizer="adam"))
-    assert not train.uses_lazy_sgd(dot, train.Recipe(phases=((2, 0.1),), one_cycle=True))
-    assert not train.uses_lazy_sgd(dot, train.Recipe(lazy_sgd=False))
+    assert train.uses_lazy_sgd(dot, fitting.Recipe())
+    assert not train.uses_lazy_sgd(net, fitting.Recipe())
+    assert not train.uses_lazy_sgd(dot, fitting.Recipe(optimizer="adam"))
+    assert not train.uses_lazy_sgd(dot, fitting.Recipe(phases=((2, 0.1),), one_cycle=True))
+    assert not train.uses_lazy_sgd(dot, fitting.Recipe(lazy_sgd=False))
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
@@ -120,9 +120,9 @@ def test_divergence_ends_the_run_with_a_status_not_a_crash(small):
 
 
 def test_a_callback_can_stop_training(small):
-    class StopAfterOne(train.Callback):
+    class StopAfterOne(fitting.Callback):
         def on_epoch_end(self, epoch, metrics):
-            raise train.StopTraining("enough")
+            raise fitting.StopTraining("enough")
 
     _, result = fit(small, callbacks=[StopAfterOne()], phases=((4, 0.05),))
     assert (result.status, result.reason, len(result.history)) == ("stopped", "enough", 1)
@@ -141,17 +141,17 @@ def test_a_callback_can_stop_training(small):
 )
 def test_impossible_recipes_are_user_errors(recipe, message):
     with pytest.raises(UserError, match=message):
-        train.Recipe(**recipe)
+        fitting.Recipe(**recipe)
 
 
 def test_device_resolution():
-    assert train.resolve_device("cpu").type == "cpu"
-    assert train.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert fitting.resolve_device("cpu").type == "cpu"
+    assert fitting.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(UserError, match="bad device"):
-        train.resolve_device("tpu")
+        fitting.resolve_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
-            train.resolve_device("cuda:0")
+            fitting.resolve_device("cuda:0")
 
 
 def test_restore_best_keeps_the_best_epochs_weights(small):
@@ -160,7 +160,7 @@ def test_restore_best_keeps_the_best_epochs_weights(small):
     model, result = fit(small, "dot_bias", phases=((8, 0.5),), restore_best=True, row_l2=0.0)
     losses = [h["val_loss"] for h in result.history]
     assert result.best_epoch == losses.index(min(losses)) and result.best_epoch < len(losses) - 1
-    assert train.evaluate(model, va)["mse"] == pytest.approx(min(losses), abs=1e-6)
+    assert fitting.evaluate(model, va)["mse"] == pytest.approx(min(losses), abs=1e-6)
 
 
 def test_patience_stops_early_and_says_why(small):
