@@ -123,9 +123,9 @@ def measure_sweep_workers(device: str) -> dict:
 def measure_sweep_repeats(device: str, pairs: int = 2) -> dict:
     """f, again: `pairs` more pairs of one-worker and two-worker runs, back to back in alternating order (two
     workers first in the first pair), because the one-worker run's use of a second thread varies with the load."""
+    measure = {"one": measure_sweep, "two": measure_sweep_workers}
     runs = []
     for i in range(pairs):
         order = ("two", "one") if i % 2 == 0 else ("one", "two")
-        measured = {which: (measure_sweep_workers if which == "two" else measure_sweep)(device) for which in order}
-        runs.append({"first": order[0], **measured})
+        runs.append({"first": order[0], **{which: measure[which](device) for which in order}})
     return {"pairs": runs}

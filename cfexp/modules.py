@@ -6,10 +6,13 @@ import torch
 from torch import nn
 
 
-def _sigmoid_range(x: torch.Tensor, y_range: tuple[float, float] | None) -> torch.Tensor:
+def _sigmoid_range(x: torch.Tensor, y_range: tuple[float, float] | None, in_place: bool = False) -> torch.Tensor:
+    """x squashed into y_range (x itself without one); `in_place` overwrites x, where x needs no gradient."""
     if y_range is None:
         return x
     low, high = y_range
+    if in_place:
+        return x.sigmoid_().mul_(high - low).add_(low)
     return torch.sigmoid(x) * (high - low) + low
 
 
@@ -97,10 +100,7 @@ class EmbeddingDotBias(EmbeddingModel):
 
     def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         res = torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T).add_(self.ub(users))
-        if self.y_range is None:
-            return res
-        low, high = self.y_range
-        return res.sigmoid_().mul_(high - low).add_(low)  # _sigmoid_range in place: a block is 16M scores
+        return _sigmoid_range(res, self.y_range, in_place=True)  # a ranking block is 16M scores: no second copy
 
     def score_jacobian(self, partners: torch.Tensor, b: int, own: torch.Tensor | None = None):
         """The scores, their slope through the sigmoid (None without one), and d res / d [u; m] (`partners`, [m; u],

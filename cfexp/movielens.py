@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from cfexp.errors import UserError
+from cfexp.redact import first_line
 
 COLUMNS = ("userId", "movieId", "rating")
 RATINGS_FILES = ("ratings.csv", "ratings.dat", "u.data")  # in this order of preference within a folder or zip
@@ -85,7 +86,7 @@ def _read_release(members: dict[str, _Member], label: str) -> tuple[pd.DataFrame
 
 def sniff(head: bytes, label: str) -> str:
     """Which ratings layout a file's first line has."""
-    first = _first_line(head)
+    first = _header_line(head)
     if not first:
         raise UserError(f"cannot read {label}: it is empty")
     if "::" in first:
@@ -113,7 +114,7 @@ def _typed(member: _Member, delimiter: str, header: bool) -> pd.DataFrame:
     names = None if header else [*COLUMNS, "timestamp"]
     types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64()}
     try:
-        if header and not set(COLUMNS) <= set(_first_line(member.head()).split(delimiter)):
+        if header and not set(COLUMNS) <= set(_header_line(member.head()).split(delimiter)):
             raise pa.ArrowInvalid("a column is missing")  # let pandas read it, and the checks name the column
         with member.open_binary() as fh:
             table = pa_csv.read_csv(
@@ -129,7 +130,7 @@ def _typed(member: _Member, delimiter: str, header: bool) -> pd.DataFrame:
         with member.open_binary() as fh:
             return pd.read_csv(fh, sep=delimiter, header=0 if header else None, names=names)
     except READ_ERRORS as exc:
-        raise UserError(f"cannot read {member.label}: {_reason(exc)}") from None
+        raise UserError(f"cannot read {member.label}: {first_line(exc)}") from None
 
 
 def _titles(content: bytes, name: str) -> pd.DataFrame | None:
@@ -158,10 +159,6 @@ def _decode(content: bytes) -> str:
         return content.decode("latin-1")
 
 
-def _first_line(content: bytes) -> str:
+def _header_line(content: bytes) -> str:
     end = content.find(b"\n")
     return content[: end if end >= 0 else len(content)].decode("utf-8", "replace").strip()
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -40,16 +40,13 @@ class RatingPredictor(nn.Module):
         out = self.model(users, movies).float()
         return torch.where(known_user & known_movie, out, torch.full_like(out, float("nan")))
 
-    def knows(self, user_id: int) -> bool:
-        return bool(self._lookup(torch.tensor([int(user_id)]), self.user_ids, self.user_codes)[1])
-
     @torch.inference_mode()
     def recommend(self, user_id: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """(movieIds, scores) of the k best movies the user has not rated, best first (ties: lower code first).
         A user the model does not know raises KeyError."""
-        if not self.knows(user_id):
+        code, known = self._lookup(torch.tensor([int(user_id)]), self.user_ids, self.user_codes)
+        if not known:
             raise KeyError(user_id)
-        code = self._lookup(torch.tensor([int(user_id)]), self.user_ids, self.user_codes)[0]
         all_movies = torch.arange(len(self.movie_of_code), device=self.movie_of_code.device)
         scores = scores_for(self.model.eval(), code, all_movies).float().contiguous()
         start, stop = int(self.rated_offsets[code]), int(self.rated_offsets[code + 1])

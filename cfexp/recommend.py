@@ -8,6 +8,7 @@ import warnings
 import pandas as pd
 
 from cfexp.errors import UserError
+from cfexp.redact import first_line
 
 DEFAULT_EXPERIMENT = "variants"  # experiments/variants.toml, what `make sweep` tunes
 
@@ -27,7 +28,7 @@ def load_recommender(uri: str):
             warnings.simplefilter("ignore")
             model = mlflow.pyfunc.load_model(uri).unwrap_python_model()
     except (MlflowException, OSError) as exc:
-        raise UserError(f"no model at {uri}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"no model at {uri}: {first_line(exc)}") from None
     if not isinstance(model, Recommender):
         raise UserError(f"{uri} is not a model cfexp logged (run cfexp sweep again with this version)")
     return model
@@ -41,7 +42,7 @@ def default_model(experiment: str) -> str:
     try:
         uri = registry.champion_uri(store.open_client(store.tracking_uri()), experiment)
     except MlflowException as exc:
-        raise UserError(f"cannot read the model registry: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"cannot read the model registry: {first_line(exc)}") from None
     if uri is None:
         raise UserError(f"no model of experiment {experiment!r} has the alias champion: run cfexp sweep first")
     return uri

@@ -19,3 +19,11 @@ def redact(text: str) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, MASK)
     return text
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line (its type when it has no message), redacted and cut to 300 characters: for a one-line
+    report."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return redact(line if len(line) <= 300 else line[:300] + "...")

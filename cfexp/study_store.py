@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
 from cfexp.errors import UserError
-from cfexp.redact import redact
+from cfexp.redact import first_line, redact
 
 DEFAULT_JOURNAL = Path("mlruns") / "optuna-journal.log"
 HEARTBEAT_SECONDS = int(os.environ.get("CFEXP_HEARTBEAT_SECONDS", 10))  # a running trial says it is alive this often
@@ -36,6 +36,8 @@ SQLITE_BUSY_SECONDS = 60
 SCHEMA_ATTEMPTS = 5  # opening a fresh RDB that another process is creating the schema of
 ADVISORY_KEY = 0x63666578  # "cfex": the one advisory lock cfexp takes in a database
 
+# For the whole process, and so for every Optuna API cfexp uses that Optuna still calls experimental (heartbeats,
+# the journal, metric names, the matplotlib plots drawn on the tracker's thread, where catch_warnings is not safe).
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
@@ -124,17 +126,13 @@ def _rdb(url: str) -> StudyStore:
                 heartbeat_stale_trial_callback=RETRY,
             )
             break
-        except (IntegrityError, ProgrammingError) as exc:
-            # Another process (or machine) is creating the schema of a fresh database at this moment: PostgreSQL
-            # refuses the second CREATE TABLE (a duplicate type or relation); once the first has committed,
-            # opening finds the tables.
-            if attempt == SCHEMA_ATTEMPTS - 1:
-                reason = redact(str(exc).strip().splitlines()[0])
-                raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
-            time.sleep(0.5 * (attempt + 1))
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
-            reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            raise UserError(f"cannot open Optuna storage {shown}: {reason}") from None
+            # ... and two processes (or machines) creating the schema of a fresh database at once: PostgreSQL refuses
+            # the second CREATE TABLE (a duplicate type or relation); once the first has committed, opening works.
+            racing = isinstance(exc, IntegrityError | ProgrammingError) and attempt < SCHEMA_ATTEMPTS - 1
+            if not racing:
+                raise UserError(f"cannot open Optuna storage {shown}: {first_line(exc)}") from None
+            time.sleep(0.5 * (attempt + 1))
     if backend == "sqlite":
         database = make_url(url).database or "optuna.db"
         lock = FileLock(f"{database}.cfexp-lock", timeout=LOCK_SECONDS)

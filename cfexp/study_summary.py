@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import optuna
@@ -19,10 +18,6 @@ from cfexp.track import Tracker
 from cfexp.track.tracker import MODEL_TAG
 
 DONE = "cfexp.done"  # study user attr: its parent run has been summarised
-
-# Optuna's matplotlib plots are marked experimental. The figures are drawn on the tracker's thread, where
-# catch_warnings is not safe (leaving it restores filters the main thread may have changed), hence a standing filter.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=__name__)
 
 
 @dataclass

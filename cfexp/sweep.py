@@ -60,9 +60,7 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store, objective: str
     was = study.user_attrs.get(OBJECTIVE, "val_loss" if study.trials else None)
     if was is None:
         study.set_user_attr(OBJECTIVE, objective)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # experimental in Optuna 5; names the value in optuna-dashboard's plots
-            study.set_metric_names([objective])
+        study.set_metric_names([objective])  # names the value in optuna-dashboard's plots
     elif was != objective:
         raise UserError(
             f"study {name} tuned {was}, and its objective is now {objective}: its trials would not compare; "

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cfexp.errors import UserError
-from cfexp.redact import redact
+from cfexp.redact import first_line, redact
 
 DEFAULT_DB = Path("mlruns") / "mlflow.db"  # i.e. sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts
 ARTIFACT_ROOT = Path("mlruns") / "artifacts"
@@ -171,9 +171,3 @@ def retrying(call, *args, **kwargs):
                 raise TrackingError(first_line(exc)) from exc
         time.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
     raise AssertionError("unreachable")
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return redact(line if len(line) <= 300 else line[:300] + "...")

@@ -20,9 +20,10 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from cfexp.errors import UserError
+from cfexp.redact import first_line
 from cfexp.track.epochs import EpochLogger
 from cfexp.track.figures import learning_curve, png_of
-from cfexp.track.store import ARTIFACT_ROOT, TrackingError, first_line, is_default, open_client, retrying, tracking_uri
+from cfexp.track.store import ARTIFACT_ROOT, TrackingError, is_default, open_client, retrying, tracking_uri
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING"}
 MAX_PARAM_LENGTH = 6000
