@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test lint format bench bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench $(ARGS)
+	$(BIN)/python -m cfexp.bench --suite samplers
+
+# The sampler comparison alone (about 30 minutes here): which sampler the default sweep uses, and why.
+bench-samplers: $(STAMP)
+	$(BIN)/python -m cfexp.bench --suite samplers
 
 # 25M ratings (a synthetic ml-25m-shaped file written once to reports/scale/), beside LensKit and Surprise.
 bench-scale: $(STAMP)

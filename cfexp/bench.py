@@ -20,6 +20,7 @@ import torch
 
 from cfexp import bench_peers, bench_scale
 from cfexp.bench_report import write_benchmarks
+from cfexp.bench_samplers import measure_samplers
 from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_repeats, measure_sweep_workers
 from cfexp.bench_training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
 
@@ -40,11 +41,13 @@ SUITES = {
         "sweep-workers": lambda args: measure_sweep_workers(args.device),
         "sweep-repeats": lambda args: measure_sweep_repeats(args.device),
     },
+    "samplers": {"samplers": lambda args: measure_samplers(args.device)},
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
 }
 MEASURES = {name: measure for suite in SUITES.values() for name, measure in suite.items()}
 SWEEPS = ("sweep", "sweep-pair", "sweep-workers", "sweep-repeats")
-RESULTS = {"default": "reports/bench-results.json", "scale": "reports/bench-scale-results.json"}
+RESULTS = {suite: f"reports/bench-{suite}-results.json" for suite in SUITES}
+RESULTS["default"] = "reports/bench-results.json"
 
 
 def run_isolated(name: str, args) -> dict:

@@ -18,7 +18,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-SUITE_ORDER = ("default", "scale")
+SUITE_ORDER = ("default", "samplers", "scale")
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
     "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
@@ -36,7 +36,10 @@ def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -
         "are no GPU figures; `--device cuda` runs the same code.",
         "",
     ]
-    body = _default_section(r) if suite == "default" else scale_section(r)
+    from cfexp.bench_samplers import samplers_section
+
+    sections = {"default": _default_section, "samplers": samplers_section, "scale": scale_section}
+    body = sections[suite](r)
     parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
     parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
     ordered = [parts[name] for name in SUITE_ORDER if name in parts]

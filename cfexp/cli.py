@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     _experiment_args(evaluate)
     evaluate.add_argument("--folds", type=int, help="K of the K-fold cross-validation (default: [eval] folds, 5)")
     evaluate.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
+    evaluate.add_argument(
+        "--nested", action="store_true", help="search each study again inside every fold (scores the whole procedure)"
+    )
     evaluate.set_defaults(handler=cmd_evaluate)
 
     recommend = sub.add_parser("recommend", help="a user's top-k unrated movies from a registered or logged model")
@@ -272,12 +275,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     from cfexp.report import build_report
 
     experiment = load_experiment(args.experiment, args.overrides)
-    storage_path = args.storage or str(study_store.DEFAULT_JOURNAL)
-    if "://" not in storage_path and not Path(storage_path).exists():
-        raise UserError(f"no Optuna journal at {storage_path}: run cfexp sweep {args.experiment} first")
-    folder = build_report(experiment, study_store.open_store(args.storage).storage, Path(args.out), args.user)
-    tracker = track.Tracker(experiment.name)
-    run_id = tracker.start_run("report", {}, {"cfexp.experiment": experiment.name, "cfexp.role": "report"})
+    store = study_store.open_store(args.storage)
+    if store.missing:
+        raise UserError(f"no Optuna journal at {store.shown}: run cfexp sweep {args.experiment} first")
+    folder = build_report(experiment, store.storage, Path(args.out), args.user)
+    name = folder.name  # the experiment's name on these data (cfexp.data_key)
+    tracker = track.Tracker(name)
+    run_id = tracker.start_run("report", {}, {"cfexp.experiment": name, "cfexp.role": "report"})
     tracker.log_folder(run_id, folder, "report")
     tracker.finish(run_id, "COMPLETE")
     tracker.close()

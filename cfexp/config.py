@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 import tomllib
@@ -141,6 +142,7 @@ class Experiment:
     path: str = ""
     sweep: SweepConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)
+    data_from_cli: bool = False  # [data] differs from the file's (--ratings, --set data.*): see cfexp.data_key
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
@@ -154,9 +156,14 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         raise UserError(f"{path}: invalid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text") from None
+    as_written = raw.get("data"), raw.get("name")
+    as_written = copy.deepcopy(as_written)
     for override in overrides or []:
         apply_override(raw, override, run_keys=set(RUN_DEFAULTS), top_level=TOP_LEVEL)
-    return parse_experiment(raw, name=path.stem, base=path.parent, source=str(path))
+    experiment = parse_experiment(raw, name=path.stem, base=path.parent, source=str(path))
+    # a name given on the command line is the user's choice for these data; else other data get a name of their own
+    renamed = raw.get("name") != as_written[1]
+    return replace(experiment, data_from_cli=raw.get("data") != as_written[0] and not renamed)
 
 
 def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str = "experiment") -> Experiment:
@@ -170,8 +177,8 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
     data_config = DataConfig(**data)
     if not 0 < data_config.val_pct < 1:
         raise UserError(f"{source}: val_pct must be in (0, 1), got {data_config.val_pct}")
-    if not 0 <= data_config.test_pct < 1 or data_config.val_pct + data_config.test_pct >= 1:
-        raise UserError(f"{source}: test_pct must be >= 0 and val_pct + test_pct < 1")
+    if not 0 <= data_config.test_pct < 1:
+        raise UserError(f"{source}: test_pct must be in [0, 1), got {data_config.test_pct}")
     defaults = _table(raw, "train", source)
     check_keys(defaults, set(RUN_DEFAULTS), f"{source} [train]")
     runs_raw = raw.get("runs", [])

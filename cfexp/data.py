@@ -65,7 +65,10 @@ class Ratings:
 
 @dataclass(frozen=True)
 class Split:
-    """Row indices into `Ratings.frame` for each part; `test` is empty unless a test_pct was asked for."""
+    """Row indices into `Ratings.frame` for each part; `test` is empty unless a test_pct was asked for.
+
+    Train fits, validation selects (epochs, pruning, the sampler, the best trial), and test scores once the
+    best configuration refit on train + validation (`refit_rows`)."""
 
     train: np.ndarray
     val: np.ndarray
@@ -73,6 +76,14 @@ class Split:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def search(self) -> Split:
+        """What a search may see: train and validation, no test row."""
+        return Split(self.train, self.val, np.array([], dtype=np.int64))
+
+    def refit_rows(self) -> np.ndarray:
+        """What the final fit trains on: train + validation."""
+        return np.sort(np.concatenate([self.train, self.val]))
 
 
 def load_ratings(source: str | Path | None = None) -> Ratings:
@@ -157,18 +168,26 @@ def lesson_val_idxs(n: int, val_pct: float = 0.2, seed: int = 42) -> np.ndarray:
 
 
 def split_rows(n: int, val_pct: float = 0.2, test_pct: float = 0.0, seed: int = 42) -> Split:
-    """The lesson's validation rows, and optionally a test set (test_pct of all rows) carved from the rest."""
-    val = lesson_val_idxs(n, val_pct, seed)
+    """Three parts of n rows (the protocol in README, "Evaluation protocol").
+
+    With a test split, the test rows are fastai's get_cv_idxs(n, test_pct, seed), which at 0.2 and seed 42 are the
+    lesson's validation rows, and validation is a seeded draw of val_pct of the other rows. Without one (the seed
+    reproduction), validation is get_cv_idxs(n, val_pct, seed): the lesson's split exactly."""
     free = np.ones(n, dtype=bool)  # masks, not set differences: a set difference sorts, slowly, at 25M rows
+    if test_pct > 0:
+        test = np.sort(lesson_val_idxs(n, test_pct, seed))
+        free[test] = False
+        rest = np.flatnonzero(free)
+        # its own stream of the seed: the test draw and the validation draw must not share random numbers
+        picked = np.random.default_rng([seed, 1]).permutation(len(rest))[: int(val_pct * len(rest))]
+        val = np.sort(rest[picked])
+    else:
+        test = np.array([], dtype=np.int64)
+        val = lesson_val_idxs(n, val_pct, seed)
     free[val] = False
-    rest = np.flatnonzero(free)
-    n_test = int(test_pct * n)
-    rng = np.random.default_rng(seed)
-    test = np.sort(rng.choice(rest, size=n_test, replace=False)) if n_test else np.array([], dtype=np.int64)
-    free[test] = False
     train = np.flatnonzero(free)
-    if len(train) == 0 or len(val) == 0:
-        raise UserError(f"{n} ratings leave an empty train or validation set at val_pct={val_pct}")
+    if len(train) == 0 or len(val) == 0 or (test_pct > 0 and len(test) == 0):
+        raise UserError(f"{n} ratings leave an empty part at val_pct={val_pct}, test_pct={test_pct}")
     return Split(train=train, val=val, test=test)
 
 

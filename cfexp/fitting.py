@@ -148,7 +148,10 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, part: TensorPart) -> dict[str, float]:
-    """MSE, RMSE and MAE over a whole split, in large chunks and without autograd."""
+    """MSE, RMSE and MAE over a whole split, in large chunks and without autograd (NaN for an empty part: a final
+    fit has no validation)."""
+    if len(part) == 0:
+        return {"mse": math.nan, "rmse": math.nan, "mae": math.nan}
     was_training = model.training
     model.eval()
     sq = torch.zeros((), dtype=torch.float64, device=part.ratings.device)

@@ -206,6 +206,8 @@ class _BestSweep:
 
 
 def _val_scores(prediction: torch.Tensor, val: TensorPart, y_range: tuple[float, float]) -> dict[str, float]:
+    if not len(val):
+        return {"val_loss": math.nan, "val_rmse": math.nan, "val_mae": math.nan}
     err = prediction.clamp(*y_range) - val.ratings
     mse = float(err.double().square().mean())
     return {"val_loss": mse, "val_rmse": math.sqrt(mse), "val_mae": float(err.double().abs().mean())}
@@ -270,8 +272,8 @@ def fit(model, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Se
                     "train_seconds": swept - epoch_started,  # the sweep without scoring the validation set
                 }
                 result.history.append(metrics)
-                if not math.isfinite(mse):
-                    result.status, result.reason = "diverged", f"val loss became {mse} at sweep {epoch}"
+                if not math.isfinite(mse if len(val) else sse):  # a final fit has no validation
+                    result.status, result.reason = "diverged", f"loss became {mse} at sweep {epoch}"
                 notify(callbacks, "on_epoch_end", epoch, metrics)
                 if result.status == "diverged":
                     break

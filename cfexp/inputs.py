@@ -17,8 +17,10 @@ def experiment_from(args: argparse.Namespace, need_runs: bool = True):
     if args.device:
         overrides.append(f"device={json.dumps(args.device)}")
     experiment = load_experiment(args.experiment, overrides)
-    if args.ratings:
-        experiment = replace(experiment, data=replace(experiment.data, ratings=args.ratings))
+    if args.ratings and args.ratings != experiment.data.ratings:
+        data = replace(experiment.data, ratings=args.ratings)
+        renamed = any(o.partition("=")[0].strip() == "name" for o in overrides)
+        experiment = replace(experiment, data=data, data_from_cli=not renamed)
     if need_runs and not experiment.runs:
         raise UserError(f"{args.experiment} has no [[runs]]")
     return experiment

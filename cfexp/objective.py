@@ -12,9 +12,11 @@ import torch
 
 from cfexp import fitting, recovery, runner
 from cfexp.config import RunConfig
+from cfexp.data_key import ATTR as DATA_ATTR
 from cfexp.errors import UserError
 from cfexp.models import Param
 from cfexp.processes import HOST
+from cfexp.samplers import SAMPLED
 from cfexp.search_space import suggest, with_params
 from cfexp.summary import run_record
 from cfexp.sweep_config import StudySpec
@@ -73,6 +75,7 @@ class Objective:
         tracker: Tracker,
         parent_id: str,
         rank_each_epoch: bool = False,
+        data_key: str = "",
     ):
         self.spec, self.study_name, self.data, self.tracker, self.parent_id = spec, study_name, data, tracker, parent_id
         # per-epoch ranking when asked, and always when the study tunes (and prunes) for ranking
@@ -80,6 +83,7 @@ class Objective:
         self.tags = {"cfexp.experiment": study_name.split("/")[0], "cfexp.variant": spec.run.variant}
         self.tags["optuna.study"] = study_name
         self.tags["cfexp.worker"] = f"{HOST}:{os.getpid()}"  # which process (and machine) ran each trial
+        self.tags.update({"dataset.digest": data.ratings.digest, DATA_ATTR: data_key})
         self.records: list[dict] = []
         self.best: BestModel | None = None
 
@@ -91,7 +95,7 @@ class Objective:
 
     def __call__(self, study: optuna.Study, trial: optuna.Trial, space: dict[str, Param], progress=None) -> float:
         run = self.run_for(suggest(trial, space), trial.number)
-        tags = {**self.tags, "optuna.trial": trial.number, "dataset.digest": self.data.ratings.digest}
+        tags = {**self.tags, "optuna.trial": trial.number, SAMPLED: trial.user_attrs.get(SAMPLED)}
         try:
             replaces = recovery.replaced_run(study, trial, self.tracker)
             if replaces:
@@ -127,6 +131,7 @@ class Objective:
         trial.set_user_attr("seconds", result.seconds if result else 0.0)
         if result is not None:
             trial.set_user_attr("best_val_loss", result.best_val_loss)
+            trial.set_user_attr("best_epoch", result.best_epoch)
             trial.set_user_attr("ranking", result.ranking)
         self.tracker.close_run(child, runner.params(run), result, verdict, reason)
         errors = self.tracker.wait(child)  # Optuna hears the verdict only once the run is safely written

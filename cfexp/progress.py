@@ -109,14 +109,23 @@ class SweepProgress:
 
 
 def print_sweep_table(rows: list[dict]) -> None:
-    """Each study's best trial (by its objective: MSE, or the ranking metric a ranking study tunes)."""
-    width = max([len("variant"), *(len(row["study"]) for row in rows)])
-    ndcg = next((k for row in rows for k in row if k.startswith("ndcg_at_")), "ndcg")
+    """Each study's best trial (by its objective: MSE, or the ranking metric a ranking study tunes): first what its
+    final model scores on the test split (reported), then what selected it on validation."""
+    width = max([len("study"), *(len(row["study"]) for row in rows)])
+    ndcg = next((k for row in rows for k in row if k.startswith("ndcg_at_")), "ndcg_at_10")
     label = ndcg.replace("_at_", "@")
-    print(f"\n{'variant':<{width}} {'best MSE':>9} {'RMSE':>7} {label:>8} {'done/pruned/failed':>18}  best params")
+    tested = any(row.get("final_run_id") for row in rows)
+    test_head = f"{'test MSE':>9} {'RMSE':>7} {label:>8} | " if tested else ""
+    print(
+        f"\n{'study':<{width}} {test_head}{'val MSE':>8} {'RMSE':>7} {label:>8} {'done/pruned/failed':>18}  best params"
+    )
     for row in rows:
         counts = f"{row['complete']}/{row['pruned']}/{row['failed']}"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
         tuned = "" if row.get("objective", "val_loss") == "val_loss" else f" (tuned for {label})"
+        tests = ""
+        if tested:
+            mse, rmse, rank = (_number(row.get(f"test_{k}")) for k in ("loss", "rmse", ndcg))
+            tests = f"{mse:>9} {rmse:>7} {rank:>8} | "
         mse, rmse, rank = (_number(row.get(k)) for k in ("best_val_loss", "best_val_rmse", ndcg))
-        print(f"{row['study']:<{width}} {mse:>9} {rmse:>7} {rank:>8} {counts:>18}  {params}{tuned}")
+        print(f"{row['study']:<{width}} {tests}{mse:>8} {rmse:>7} {rank:>8} {counts:>18}  {params}{tuned}")

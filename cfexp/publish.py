@@ -11,36 +11,49 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from cfexp import data_key
 from cfexp.study_summary import StudyOutcome, best_val_loss
 from cfexp.track import registry
 from cfexp.track.tracker import MODEL_TAG
 
 
 def register_finished(client: MlflowClient, outcomes: list[StudyOutcome], commit: str) -> list[str]:
-    """Register the best of every finished study where it beats the latest version; the names registered."""
+    """Register the final model of every finished study where its trial beats the latest version on these data;
+    the names registered. Without a test split there is no final model, and the best trial's own is registered."""
     registered = []
     for outcome in outcomes:
-        best = outcome.best()
-        if best is None or outcome.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        best, final = outcome.best(), outcome.final
+        key = outcome.study.user_attrs.get(data_key.ATTR, {})
+        role = "final"
+        if best is not None and final is None and not key.get("test_pct"):
+            final = {"trial": best.number, "run_id": best.user_attrs.get("mlflow_run_id")}  # no test split: the trial
+            role = "trial"
+        if best is None or final is None or final["trial"] != best.number:
             continue
-        run_id = best.user_attrs.get("mlflow_run_id")
-        model_id = client.get_run(run_id).data.tags.get(MODEL_TAG) if run_id else None
+        if outcome.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            continue
+        model_id = client.get_run(final["run_id"]).data.tags.get(MODEL_TAG) if final["run_id"] else None
         if not model_id or model_id == "model":  # not logged yet, or by a cfexp before the registry
             continue
         experiment = outcome.study.study_name.split("/")[0]
         tags = {
             "cfexp.experiment": experiment,
             "cfexp.study": outcome.spec.name,
+            "cfexp.role": role,
             "cfexp.variant": outcome.spec.run.variant,
             "cfexp.trial": best.number,
-            "cfexp.run_id": run_id,
+            "cfexp.run_id": final["run_id"],
+            "cfexp.trial_run_id": best.user_attrs.get("mlflow_run_id"),
             "cfexp.objective": outcome.spec.objective,
+            "cfexp.test_mse": final.get("test_loss"),
+            "cfexp.test_ndcg": next((v for k, v in final.items() if k.startswith("test_ndcg_at_")), None),
             "cfexp.val_mse": best_val_loss(best),
-            "dataset.digest": outcome.objective.data.ratings.digest,
+            "dataset.digest": key.get("digest", outcome.objective.data.ratings.digest),
+            data_key.ATTR: outcome.objective.tags.get(data_key.ATTR),
             "git.commit": commit,
         }
         name = registry.model_name(experiment, outcome.spec.name)
-        if registry.register_if_better(client, name, run_id, model_id, best.value, tags) is not None:
+        if registry.register_if_better(client, name, final["run_id"], model_id, best.value, tags) is not None:
             registered.append(name)
     return registered
 

@@ -34,18 +34,22 @@ def load_recommender(uri: str):
     return model
 
 
-def default_model(experiment: str) -> str:
+def default_model(experiment: str) -> tuple[str, str]:
+    """The experiment's champion: its URI, and what data it was fitted on and how it scored (said, never silent).
+
+    Each experiment's champion is of its own data: a sweep on other data is an experiment of its own
+    (`<name>-<data key>`, cfexp.data_key), so `--experiment` names whose champion this is."""
     from mlflow.exceptions import MlflowException
 
     from cfexp.track import registry, store
 
     try:
-        uri = registry.champion_uri(store.open_client(store.tracking_uri()), experiment)
+        version = registry.champion(store.open_client(store.tracking_uri()), experiment)
     except MlflowException as exc:
         raise UserError(f"cannot read the model registry: {first_line(exc)}") from None
-    if uri is None:
+    if version is None:
         raise UserError(f"no model of experiment {experiment!r} has the alias champion: run cfexp sweep first")
-    return uri
+    return f"models:/{version.name}@{registry.CHAMPION}", registry.provenance(version)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -53,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise UserError(f"-k must be >= 1, got {args.k}")
-    uri = args.model or default_model(args.experiment)
+    uri, provenance = (args.model, "") if args.model else default_model(args.experiment)
     model = load_recommender(uri)
     try:
         table = model.top(args.user, args.k)
@@ -63,7 +67,8 @@ def main(args: argparse.Namespace) -> int:
             f"no such user {args.user} in the training data of {uri}; use a known id ({int(ids.min())} to "
             f"{int(ids.max())}, e.g. {int(ids[0])})"
         ) from None
-    print(f"top {len(table)} for user {args.user} from {uri}, leaving out the movies they rated:")
+    fitted = f" ({provenance})" if provenance else ""
+    print(f"top {len(table)} for user {args.user} from {uri}{fitted}, leaving out the movies they rated:")
     shown = table[["rank", "movieId", "score", "title"]].rename(columns={"score": "predicted"})
     with pd.option_context("display.max_colwidth", 60, "display.width", 120):
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -78,6 +78,7 @@ class StudyStore:
     storage: optuna.storages.BaseStorage
     shown: str
     lock: Callable[[], AbstractContextManager]
+    missing: bool = False  # a journal file that did not exist yet: no sweep has written to it
 
 
 def open_store(url: str | None) -> StudyStore:
@@ -90,6 +91,7 @@ def open_store(url: str | None) -> StudyStore:
 
 
 def _journal(path: Path) -> StudyStore:
+    missing = not path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
@@ -102,7 +104,7 @@ def _journal(path: Path) -> StudyStore:
         raise UserError(f"cannot write the Optuna journal {path}: {exc.strerror or exc}") from None
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     lock = FileLock(f"{path}.cfexp-lock", timeout=LOCK_SECONDS)
-    return StudyStore(storage, str(path), lambda: lock)
+    return StudyStore(storage, str(path), lambda: lock, missing)
 
 
 def _rdb(url: str) -> StudyStore:

@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from cfexp import runner
+from cfexp.final_run import final_of
 from cfexp.objective import Objective
 from cfexp.processes import is_alive
 from cfexp.recovery import OWNER
@@ -27,6 +28,19 @@ class StudyOutcome:
     parent_id: str
     objective: Objective
     seconds: float = 0.0
+    final_seconds: float = 0.0  # what this process spent on the study's final fit
+
+    @property
+    def final(self) -> dict | None:
+        """The study's final model (refit on train + validation, scored on test), as the study records it."""
+        return final_of(self.study)
+
+    def selection_scores(self, best: FrozenTrial) -> dict[str, float]:
+        """The best trial's validation figures: what selected it."""
+        mse = best_val_loss(best)
+        scores = {"val_loss": mse, "val_rmse": self.best_rmse(best)} if math.isfinite(mse) else {}
+        scores.update({f"val_{k}": v for k, v in best.user_attrs.get("ranking", {}).items() if k != "ranked_users"})
+        return scores
 
     @property
     def records(self) -> list[dict]:
@@ -58,8 +72,11 @@ class StudyOutcome:
             "best_val_loss": mse if math.isfinite(mse) else None,
             "best_val_rmse": self.best_rmse(best) if math.isfinite(mse) else None,
             **(best.user_attrs.get("ranking", {}) if best else {}),
+            **{k: v for k, v in (self.final or {}).items() if k.startswith("test_")},
+            "final_run_id": (self.final or {}).get("run_id"),
             **self.counts(),
             "params": best.params if best else {},
+            "trial": best.number if best else None,
             "mlflow_run_id": best.user_attrs.get("mlflow_run_id") if best else None,
             "parent_run_id": self.parent_id,
         }
@@ -93,6 +110,10 @@ def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
         metrics.update({k: v for k, v in best.user_attrs.get("ranking", {}).items() if k != "ranked_users"})
         tags.update({f"best.{k}": v for k, v in best.params.items()})
         tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
+        final = outcome.final
+        if final is not None and final["trial"] == best.number:
+            metrics.update({k: v for k, v in final.items() if k.startswith("test_") and k != "test_ranked_users"})
+            tags["cfexp.final_run_id"] = final["run_id"]
         _mark_best(outcome, tracker, best.user_attrs.get("mlflow_run_id"))
     tracker.log_metrics(outcome.parent_id, metrics, step=len(outcome.study.get_trials(deepcopy=False)))
     tracker.set_tags(outcome.parent_id, tags)

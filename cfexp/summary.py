@@ -36,10 +36,12 @@ def run_record(run, result, mlflow_run_id: str | None = None, state: str | None 
 
 
 def write_summary(path: str | Path, experiment: str, dataset: dict, records: list[dict], **extra) -> None:
-    # a ranking-only run has no MSE (NaN here, null in a worker's summary read back)
-    finished = [r for r in records if r["state"] == "COMPLETE" and math.isfinite(r["best_val_loss"] or math.nan)]
-    best = min(finished, key=lambda r: r["best_val_loss"]) if finished else None
-    document = {"experiment": experiment, "dataset": dataset, "runs": records, "best": best, **extra}
+    """`best` is the run with the lowest val MSE, unless the caller names it (a sweep: its champion)."""
+    if "best" not in extra:
+        # a ranking-only run has no MSE (NaN here, null in a worker's summary read back)
+        finished = [r for r in records if r["state"] == "COMPLETE" and math.isfinite(r["best_val_loss"] or math.nan)]
+        extra["best"] = min(finished, key=lambda r: r["best_val_loss"]) if finished else None
+    document = {"experiment": experiment, "dataset": dataset, "runs": records, **extra}
     write_atomically(Path(path), json.dumps(json_safe(document), indent=2) + "\n")
 
 
@@ -60,3 +62,34 @@ def write_atomically(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(fh.name, path)
+
+
+def champion_record(rows: list[dict], records: list[dict]) -> dict | None:
+    """The sweep's champion (the study with the lowest val MSE: selected on validation) as a run record, with its
+    final model's test figures (`test_loss`, `test_rmse`, `test_mae`, `test_ranking`) beside the validation ones."""
+    rated = [row for row in rows if row.get("best_val_loss") is not None]
+    if not rated:
+        return None
+    row = min(rated, key=lambda r: r["best_val_loss"])
+    run_id = row.get("mlflow_run_id")
+    record = next((r for r in records if r.get("mlflow_run_id") == run_id), None)
+    if record is None:  # a trial of an earlier sweep (or another machine): what the study holds of it
+        record = {
+            "name": f"{row['study'].split('/')[-1]}-t{row.get('trial')}",
+            "variant": row["variant"],
+            "params": row["params"],
+        }
+        record.update({"history": [], "val_loss": row["best_val_loss"], "seconds": None, "state": "COMPLETE"})
+        record["mlflow_run_id"] = run_id
+    tests = {k: v for k, v in row.items() if k.startswith("test_")}
+    ranking = {k[5:]: v for k, v in tests.items() if "_at_" in k or k == "test_ranked_users"}
+    return {
+        **record,
+        "study": row["study"],
+        "best_val_loss": row["best_val_loss"],
+        "test_loss": tests.get("test_loss"),
+        "test_rmse": tests.get("test_rmse"),
+        "test_mae": tests.get("test_mae"),
+        "test_ranking": ranking,
+        "final_run_id": row.get("final_run_id"),
+    }

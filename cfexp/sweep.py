@@ -17,7 +17,8 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own heartbeat, as study.optimize runs it
 from optuna.trial import TrialState
 
-from cfexp import recovery, runner
+from cfexp import data_key, final_run, recovery, refit, runner, samplers
+from cfexp.data_key import DataKey
 from cfexp.errors import UserError
 from cfexp.objective import Objective, TrialFailed, TrialLost
 from cfexp.search_space import search_space
@@ -36,28 +37,35 @@ class TrackingDown(TrackingError):
     """The tracking store failed trial after trial: the sweep stops (what was logged before stays)."""
 
 
-def make_sampler(sweep: SweepConfig, seed: int) -> optuna.samplers.BaseSampler:
-    if sweep.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    return optuna.samplers.RandomSampler(seed=seed)
-
-
-def make_study(sweep: SweepConfig, name: str, epochs: int, store, objective: str = "val_loss") -> optuna.Study:
-    """Create or load the study; one created for another objective is refused (its values would not compare)."""
-    sampler = make_sampler(sweep, sweep.seed)
+def make_pruner(sweep: SweepConfig, epochs: int) -> optuna.pruners.BasePruner:
     if sweep.pruner == "median":
-        pruner = optuna.pruners.MedianPruner(
+        return optuna.pruners.MedianPruner(
             n_startup_trials=sweep.pruner_startup_trials, n_warmup_steps=sweep.pruner_warmup_epochs
         )
-    elif sweep.pruner == "hyperband":
-        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
-    else:
-        pruner = optuna.pruners.NopPruner()
+    if sweep.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    return optuna.pruners.NopPruner()
+
+
+def make_study(
+    sweep: SweepConfig, name: str, epochs: int, store, objective: str = "val_loss", key: DataKey | None = None
+) -> optuna.Study:
+    """Create or load the study; one created for another objective, or on other data, is refused (its values
+    would not compare). The sampler is set per trial, when one is claimed."""
+    pruner = make_pruner(sweep, epochs)
     direction = "minimize" if objective == "val_loss" else "maximize"
+    seed = samplers.study_seed(sweep.seed, name)
     study = optuna.create_study(
-        study_name=name, storage=store, sampler=sampler, pruner=pruner, direction=direction, load_if_exists=True
+        study_name=name,
+        storage=store,
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        pruner=pruner,
+        direction=direction,
+        load_if_exists=True,
     )
     was = study.user_attrs.get(OBJECTIVE, "val_loss" if study.trials else None)
+    if key is not None and data_key.check_study(name, study.user_attrs.get(data_key.ATTR), key, bool(study.trials)):
+        study.set_user_attr(data_key.ATTR, key.as_dict())
     if was is None:
         study.set_user_attr(OBJECTIVE, objective)
         study.set_metric_names([objective])  # names the value in optuna-dashboard's plots
@@ -69,15 +77,40 @@ def make_study(sweep: SweepConfig, name: str, epochs: int, store, objective: str
     return study
 
 
+def study_name(experiment: str, spec: StudySpec) -> str:
+    """`<experiment>/<study>`: the Optuna study, and the `optuna.study` tag of its MLflow runs."""
+    return f"{experiment}/{spec.name}"
+
+
+def check_data(experiment, storage, key: DataKey) -> None:
+    """Refuse, before anything is written, a sweep whose existing studies hold other data (cfexp.data_key)."""
+    for spec in experiment.sweep.studies:
+        name = study_name(experiment.name, spec)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            continue
+        data_key.check_study(name, study.user_attrs.get(data_key.ATTR), key, bool(study.trials))
+
+
 class Sweep:
     """Runs every study of an experiment's [sweep], each trial a nested MLflow run under the study's parent.
 
     `cpu` (a cpu_share.CpuShare) sets this process's torch threads before each trial."""
 
     def __init__(
-        self, experiment, data: runner.SplitTensors, tracker: Tracker, store: StudyStore, progress=None, cpu=None
+        self,
+        experiment,
+        data: runner.SplitTensors,
+        tracker: Tracker,
+        store: StudyStore,
+        progress=None,
+        cpu=None,
+        key: DataKey | None = None,
+        holdout: refit.Holdout | None = None,
     ):
         self.experiment, self.data, self.tracker, self.store = experiment, data, tracker, store
+        self.key, self.holdout = key, holdout  # the holdout reaches the final fit only: no trial sees it
         self.config: SweepConfig = experiment.sweep
         self.progress = progress
         self.cpu = cpu
@@ -109,10 +142,10 @@ class Sweep:
                 if trial is None:
                     break
                 self._run_trial(outcome, trial, space)
+            self._leave(outcome)
         except BaseException:
             self._leave(outcome, interrupted=True)
             raise
-        self._leave(outcome)
         outcome.seconds = time.monotonic() - started
         self.outcomes[spec.name] = outcome
         return outcome
@@ -124,17 +157,17 @@ class Sweep:
             if spec.name in self.outcomes:
                 found.append(self.outcomes[spec.name])
                 continue
-            name = f"{self.experiment.name}/{spec.name}"
-            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective)
+            name = self.study_name(spec)
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective, self.key)
             parent = self.tracker.find_parent(name) or ""
             found.append(StudyOutcome(spec, study, parent, self.objective(spec, name, parent)))
         return found
 
     def open_study(self, spec: StudySpec) -> StudyOutcome:
         """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""
-        name = f"{self.experiment.name}/{spec.name}"
+        name = self.study_name(spec)
         with self.store.lock():
-            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective)
+            study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective, self.key)
             if not study.trials:
                 for params in spec.enqueue:
                     study.enqueue_trial(params)
@@ -142,15 +175,20 @@ class Sweep:
                 spec.name,
                 {"variant": spec.run.variant, "init": spec.run.init},
                 {"cfexp.experiment": self.experiment.name, "cfexp.variant": spec.run.variant, "optuna.study": name}
-                | {"cfexp.role": "study", "cfexp.objective": spec.objective},
+                | {"cfexp.role": "study", "cfexp.objective": spec.objective}
+                | ({data_key.ATTR: self.key.key, "dataset.digest": self.key.digest} if self.key else {}),
             )
             recovery.fail_lost_trials(study, self.store.storage)
             recovery.close_runs(study, self.tracker, parent)
             self.tracker.reopen(parent)
         return StudyOutcome(spec, study, parent, self.objective(spec, name, parent))
 
+    def study_name(self, spec: StudySpec) -> str:
+        return study_name(self.experiment.name, spec)
+
     def objective(self, spec: StudySpec, name: str, parent: str) -> Objective:
-        return Objective(spec, name, self.data, self.tracker, parent, self.experiment.eval.per_epoch)
+        key = self.key.key if self.key else ""
+        return Objective(spec, name, self.data, self.tracker, parent, self.experiment.eval.per_epoch, key)
 
     def claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
         """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""
@@ -165,15 +203,22 @@ class Sweep:
                 if self.progress:
                     self.progress.note(f"{study.study_name}: stopped after {max_failures} failed trials")
                 return None
-            # Seeded per trial, not per process: processes sharing the study must not draw the same points, and a
-            # study still draws the same sequence however its trials were spread over processes and restarts.
-            study.sampler = make_sampler(self.config, self.config.seed + len(trials))
+            kind = self.config.sampler
+            startup = samplers.startup_trials(budget, self.config.startup_trials)
+            done = samplers.finished(kind, trials)
+            seed = samplers.study_seed(self.config.seed, study.study_name)
+            study.sampler = samplers.make_sampler(kind, seed, seed + len(trials), startup, done)
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for study.optimize; this loop runs Optuna's heartbeat
                 # thread around each trial just as optimize does (see _heartbeat).
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
             recovery.own(trial)
+            if self.key is not None:
+                trial.set_user_attr(data_key.ATTR, self.key.key)  # which rows the trial was fitted and judged on
+            trial.set_user_attr(
+                samplers.SAMPLED, samplers.sampled_by(recovery.frozen(study, trial), kind, startup, done)
+            )
         return trial
 
     def _run_trial(self, outcome: StudyOutcome, trial: optuna.Trial, space) -> None:
@@ -218,6 +263,9 @@ class Sweep:
             return
         log_best_model(outcome, self.tracker, last_out)
         if last_out:
+            started = time.perf_counter()
+            if final_run.make_final(outcome, self.tracker, self.holdout, self.store.lock, self.key):
+                outcome.final_seconds = time.perf_counter() - started
             summarise(outcome, self.tracker)
 
 

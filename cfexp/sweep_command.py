@@ -16,7 +16,7 @@ from pathlib import Path
 from cfexp.errors import UserError
 from cfexp.inputs import experiment_from
 from cfexp.redact import redact
-from cfexp.summary import write_summary
+from cfexp.summary import champion_record, write_summary
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sweep(args, experiment, device: str, helpers) -> int:
-    from cfexp import data, runner, search_space, study_store, sweep, track, worker_processes, workers
+    from cfexp import data, data_key, refit, runner, search_space, study_store, sweep, track, worker_processes, workers
     from cfexp.cpu_share import CpuShare
     from cfexp.progress import SweepProgress
     from cfexp.ranking import Protocol
@@ -70,7 +70,12 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         split = data.split_rows(
             len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed
         )
-        tensors = runner.to_device(ratings, split, device, Protocol(experiment.eval.k, experiment.eval.relevance))
+        key = data_key.data_key(ratings, experiment)
+        named = experiment.name
+        experiment = data_key.named_for_data(experiment, key)
+        protocol = Protocol(experiment.eval.k, experiment.eval.relevance)
+        tensors = runner.to_device(ratings, split.search(), device, protocol)  # what trials see: no test row
+        holdout = refit.holdout_for(ratings, split, device, protocol)  # for the final fits only
     except UserError:
         if helper:
             return 2  # the first worker says it
@@ -83,6 +88,8 @@ def _sweep(args, experiment, device: str, helpers) -> int:
             search_space.check_study(spec, tensors)
         track.preflight(track.tracking_uri())  # both stores are checked before either is created
     store = study_store.open_store(args.storage)
+    if not helper:
+        sweep.check_data(experiment, store.storage, key)
     started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
@@ -90,9 +97,11 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         helpers.go()
     label = f"w{args.worker_index or 0}" if args.workers > 1 else ""
     progress = SweepProgress(args.quiet, label=label, bars=args.workers == 1 and not args.no_bars)
+    if experiment.name != named and not helper:
+        progress.note(f"the data differ from {args.experiment}'s: this sweep is experiment {experiment.name}")
     plan = workers.Plan.for_sweep(len(experiment.sweep.studies), args.workers)
     with CpuShare(args.threads) as cpu:
-        runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu)
+        runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu, key, holdout)
         try:
             outcomes = runner.run(args.trials, args.timeout, workers.studies_for(plan, runner, args.trials))
             tracker.flush()  # a call that could not be logged even now is a TrackingError: one line, exit 1
@@ -107,9 +116,10 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     if not helper:
         _publish(experiment.name, everything, rows, tracker.commit, progress)
     if not helper and not args.quiet:
-        _print_closing(rows, wall, tracker, others)
+        refits = sum(outcome.final_seconds for outcome in outcomes) + sum(o.get("final_seconds", 0.0) for o in others)
+        _print_closing(rows, wall, tracker, others, refits)
     if args.summary:
-        _summary(args, experiment, ratings, split, records, rows, wall, tracker, others)
+        _summary(args, experiment, ratings, split, records, rows, wall, tracker, others, outcomes)
     codes = helpers.wait() if helpers else []
     failed = [(i, code) for i, code in enumerate(codes, start=1) if code]
     if failed:
@@ -132,10 +142,14 @@ def _publish(experiment: str, outcomes, rows: list[dict], commit: str, progress)
         progress.note(f"could not register the best models: {redact(exc)}; the runs and their models are logged")
 
 
-def _print_closing(rows, wall, tracker, others) -> None:
+def _print_closing(rows, wall, tracker, others, refits: float) -> None:
     from cfexp.progress import print_sweep_table
 
     print_sweep_table(rows)
+    if any(row.get("final_run_id") for row in rows):
+        print(
+            f"\nfinal fits (train + validation, scored once on test): {refits:.1f} s of the wall ({refits / wall:.1%})"
+        )
     blocked = tracker.seconds + sum(o["tracking_seconds"] for o in others)
     background = tracker.background_seconds + sum(o["tracking_background_seconds"] for o in others)
     share = blocked / (wall * (1 + len(others))) if wall else 0.0
@@ -147,7 +161,7 @@ def _print_closing(rows, wall, tracker, others) -> None:
     )
 
 
-def _summary(args, experiment, ratings, split, records, rows, wall, tracker, others) -> None:
+def _summary(args, experiment, ratings, split, records, rows, wall, tracker, others, outcomes) -> None:
     from cfexp import data
 
     write_summary(
@@ -160,4 +174,6 @@ def _summary(args, experiment, ratings, split, records, rows, wall, tracker, oth
         tracking_seconds=tracker.seconds + sum(o["tracking_seconds"] for o in others),
         tracking_background_seconds=tracker.background_seconds + sum(o["tracking_background_seconds"] for o in others),
         workers=args.workers,
+        final_seconds=sum(outcome.final_seconds for outcome in outcomes),
+        best=champion_record(rows, records),
     )

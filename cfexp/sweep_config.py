@@ -7,12 +7,14 @@ from typing import Any
 
 from cfexp.errors import UserError
 from cfexp.eval_config import objective_key
+from cfexp.samplers import SAMPLERS
 
 SWEEP_DEFAULTS: dict[str, Any] = {
     "trials": 10,  # per study: complete plus pruned trials; a rerun tops the study up to it
     "max_failures": 0,  # a study stops after this many failed (diverged, broken) trials; 0: as many as its budget
     "timeout": 0,  # seconds per study; 0 means none
-    "sampler": "tpe",  # tpe | random
+    "sampler": "tpe",  # one of cfexp.samplers.SAMPLERS
+    "startup_trials": -1,  # random trials before the sampler's model takes over; -1: fitted to each study's budget
     "seed": 42,
     "pruner": "median",  # median | hyperband | none
     "pruner_startup_trials": 3,
@@ -21,7 +23,6 @@ SWEEP_DEFAULTS: dict[str, Any] = {
     "space": {},  # search-space overrides for every study
     "variants": [],
 }
-SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "hyperband", "none")
 STUDY_KEYS = {"space", "enqueue", "trials", "max_failures", "objective"}
 
@@ -50,6 +51,7 @@ class SweepConfig:
     max_failures: int
     timeout: float
     sampler: str
+    startup_trials: int | None  # None: fitted to each study's budget (cfexp.samplers.startup_trials)
     seed: int
     pruner: str
     pruner_startup_trials: int
@@ -72,6 +74,9 @@ def parse_sweep(
         raise UserError(f"{where} [sweep]: trials must be >= 1")
     if not isinstance(settings["timeout"], int | float) or settings["timeout"] < 0:
         raise UserError(f"{where} [sweep]: timeout must be a number of seconds >= 0")
+    startup = settings["startup_trials"]
+    if not isinstance(startup, int) or isinstance(startup, bool) or startup < -1:
+        raise UserError(f"{where} [sweep]: startup_trials must be an integer >= 0 (or -1: fitted to the budget)")
     if settings["sampler"] not in SAMPLERS:
         raise UserError(f"{where} [sweep]: sampler must be one of {', '.join(SAMPLERS)}")
     if settings["pruner"] not in PRUNERS:
@@ -116,6 +121,7 @@ def parse_sweep(
         max_failures=settings["max_failures"],
         timeout=float(settings["timeout"]),
         sampler=settings["sampler"],
+        startup_trials=None if settings["startup_trials"] == -1 else settings["startup_trials"],
         seed=settings["seed"],
         pruner=settings["pruner"],
         pruner_startup_trials=settings["pruner_startup_trials"],

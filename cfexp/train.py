@@ -137,7 +137,7 @@ def fit(
                 "train_seconds": trained - epoch_started,  # the epoch without its evaluation
             }
             result.history.append(metrics)
-            if not (math.isfinite(train_loss) and math.isfinite(scores["mse"])):
+            if not (math.isfinite(train_loss) and (math.isfinite(scores["mse"]) or not len(val))):
                 result.status = "diverged"
                 result.reason = f"loss became {train_loss if not math.isfinite(train_loss) else scores['mse']}"
                 result.reason += f" at epoch {epoch} (lr {lr:g})"

@@ -61,8 +61,8 @@ def _take_next(runner: Sweep, specs, taken: set[str], budget_of) -> StudySpec | 
         for spec in specs:
             if spec.name in taken:
                 continue
-            name = f"{runner.experiment.name}/{spec.name}"
-            study = make_study(runner.config, name, spec.run.epochs, store.storage, spec.objective)
+            name = runner.study_name(spec)
+            study = make_study(runner.config, name, spec.run.epochs, store.storage, spec.objective, runner.key)
             holder = study.user_attrs.get(HOLDER)
             if holder and holder != me and is_alive(holder) is not False:
                 continue  # another worker runs it (or one on another host, which cannot be checked)

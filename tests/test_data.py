@@ -25,14 +25,20 @@ def test_validation_split_is_the_lessons_get_cv_idxs(ratings):
     assert sorted(np.concatenate([split.train, split.val]).tolist()) == list(range(n))
 
 
-def test_test_split_is_carved_from_train_and_leaves_val_alone(ratings):
+def test_with_a_test_split_the_lessons_rows_test_and_validation_is_carved_from_the_rest(ratings):
     n = len(ratings.frame)
-    plain, held = data.split_rows(n), data.split_rows(n, test_pct=0.1)
-    assert np.array_equal(plain.val, held.val)
-    assert len(held.test) == int(0.1 * n)
-    assert set(held.test) <= set(plain.train)
-    assert not set(held.test) & set(held.train)
-    assert len(held.train) + len(held.test) == len(plain.train)
+    lesson, held = data.split_rows(n), data.split_rows(n, val_pct=0.1, test_pct=0.2)
+    assert np.array_equal(held.test, np.sort(lesson.val))  # the lesson's 20%: comparable with it and with peers
+    rest = n - len(held.test)
+    assert len(held.val) == int(0.1 * rest)
+    parts = [set(held.train), set(held.val), set(held.test)]
+    assert not parts[0] & parts[1] and not parts[0] & parts[2] and not parts[1] & parts[2]
+    assert len(held.train) + len(held.val) + len(held.test) == n
+    assert np.array_equal(held.refit_rows(), np.sort(np.concatenate([held.train, held.val])))
+    assert len(held.search().test) == 0
+    again = data.split_rows(n, val_pct=0.1, test_pct=0.2)
+    assert np.array_equal(again.val, held.val)  # seeded
+    assert not np.array_equal(data.split_rows(n, val_pct=0.1, test_pct=0.2, seed=7).val, held.val)
 
 
 def test_encoding_round_trips(ratings):

@@ -86,10 +86,16 @@ def test_intervals_and_tests_are_scipys():
     )
     (comparison,) = evaluation_stats.compare_with_best(folds, "mse")
     assert comparison.lead == pytest.approx((b - a).mean())
-    assert comparison.t_p == pytest.approx(stats.ttest_rel(a, b).pvalue)
-    assert comparison.wilcoxon_p == pytest.approx(stats.wilcoxon(b - a).pvalue)
-    assert comparison.sentence().startswith(f"a beats b by {(b - a).mean():.4f} ± ")
-    assert "5 folds" in comparison.sentence()
+    # Nadeau and Bengio's corrected resampled t-test: the variance grows by (1/K + 1/(K-1)) / (1/K)
+    d = b - a
+    t = d.mean() / np.sqrt((1 / 5 + 1 / 4) * d.var(ddof=1))
+    assert comparison.t_p == pytest.approx(2 * stats.t.sf(abs(t), 4))
+    assert stats.ttest_rel(a, b).pvalue < comparison.t_p < 0.05  # more careful than the plain test, and can reject
+    assert np.isnan(comparison.wilcoxon_p)  # at 5 folds it can never reach 0.05: not shown
+    assert stats.wilcoxon(d).pvalue == pytest.approx(evaluation_stats.wilcoxon_floor(5))
+    assert "0.0625" in evaluation_stats.wilcoxon_note(5) and evaluation_stats.wilcoxon_note(6) is None
+    assert comparison.sentence().startswith(f"a beats b by {d.mean():.4f} ± ")
+    assert "corrected paired t-test" in comparison.sentence() and "5 folds" in comparison.sentence()
     # a ranking metric: higher is better
     ranked = folds.assign(ndcg_at_10=folds.mse)
     assert list(evaluation_stats.summarise(ranked, "ndcg_at_10").study) == ["b", "a"]
@@ -101,7 +107,8 @@ def test_evaluate_retrains_each_best_on_the_folds_and_the_report_shows_it(small,
     assert main(["sweep", str(small), "--quiet"]) == 0
     assert main(["evaluate", str(small), "--summary", "first.json"]) == 0
     out = capsys.readouterr().out
-    assert "val MSE over 3 folds" in out and "ndcg@10 over 3 folds" in out and "paired t-test" in out
+    assert "MSE on 3 folds of train + validation" in out and "ndcg@10 on 3 folds" in out
+    assert "corrected paired t-test" in out and "Wilcoxon's signed-rank test is not shown" in out
     assert main(["evaluate", str(small), "--quiet", "--summary", "second.json"]) == 0
     first, second = (json.loads((small.parents[1] / f).read_text())["folds"] for f in ("first.json", "second.json"))
     assert first == second  # seeded folds and seeded training: the same numbers again

@@ -73,8 +73,9 @@ def test_report_from_a_tiny_sweep(swept):
     majors = [h for h in page.headings if h.split(" ")[0].endswith(".")]
     assert [h.split(". ")[0] for h in majors] == [str(i) for i in range(1, len(majors) + 1)]
     titles = [h.split(". ", 1)[1] for h in majors]
-    assert titles[:2] == ["The dataset", "Variant leaderboard"]  # no seed lesson run
-    assert titles[2].startswith("Ranking") and titles[3].startswith("Repeated evaluation")
+    assert titles[:3] == ["The dataset", "Protocol: the splits", "Variant leaderboard"]  # no seed lesson run
+    assert titles[3].startswith("Ranking") and titles[4].startswith("Repeated evaluation")
+    assert "There is no test split, so every figure here is a validation figure" in (folder / "report.md").read_text()
     assert "Init ranges" in titles  # a dot_bias_sigmoid study exists
     assert "What the best model learned" in titles
 

@@ -9,11 +9,12 @@ from pathlib import Path
 import markdown
 import optuna
 
-from cfexp import data
+from cfexp import data, data_key
 from cfexp.errors import UserError
 from cfexp.models import get_variant
 from cfexp.report import comparisons, figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
+from cfexp.report.protocol import protocol_section
 from cfexp.report.sections import Section, fmt, md_table, number
 
 CSS = """
@@ -27,21 +28,26 @@ h2{border-bottom:1px solid #ddd;margin-top:2em}"""
 def build_report(experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: int | None = None) -> Path:
     """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder."""
     stores = Stores(storage)
+    ratings = data.load_ratings(experiment.data.ratings)
+    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
+    key = data_key.data_key(ratings, experiment)
+    experiment = data_key.named_for_data(experiment, key)
     studies = stores.studies(experiment.name)
     if not studies:
         raise UserError(f"no sweep of {experiment.name!r} in {stores.client.tracking_uri}: run cfexp sweep first")
+    for study in studies:
+        data_key.check_tagged(f"study {study.name}", study.data, key)
     folder = Path(out_root) / experiment.name
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    ratings = data.load_ratings(experiment.data.ratings)
-    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
     sections = [
         dataset_section(ratings, split, folder),
+        protocol_section(experiment, split, studies, folder),
         seed_section(stores),
         leaderboard_section(studies),
         comparisons.ranking_section(studies, experiment.eval.k),
-        comparisons.evaluation_section(stores.evaluation(experiment.name), experiment.eval.k),
+        comparisons.evaluation_section(stores.evaluation(experiment.name, key.key), experiment.eval.k),
         curves_section(studies, folder),
         *study_sections(studies, folder),
         init_section(studies, stores, folder),
@@ -65,7 +71,7 @@ def dataset_section(ratings, split, folder: Path) -> Section:
         f"`{info['source']}`: **{info['users']:,} users**, **{info['movies']:,} movies**, "
         f"**{info['ratings']:,} ratings** from {fmt(info['rating_min'], 1)} to {fmt(info['rating_max'], 1)}; "
         f"content digest `{info['digest']}`. Split: {split.sizes()['train']:,} train, "
-        f"{split.sizes()['val']:,} validation (the lesson's rows), {split.sizes()['test']:,} test."
+        f"{split.sizes()['val']:,} validation, {split.sizes()['test']:,} test (section 2)."
     )
     s.figure(figures.rating_histogram(ratings.frame, folder), "Ratings by value")
     table = data.crosstab(ratings)
@@ -98,24 +104,27 @@ def leaderboard_section(studies: list[Study]) -> Section:
     ranking_only = [st for st in studies if st.best and not st.rates]
     bias = next((st.best.best_val_loss for st in rating if st.variant == "bias"), None)
     ndcg = next((k for st in studies if st.best for k in st.best.ranking if k.startswith("ndcg_at_")), "ndcg_at_10")
-    header = ["study", "variant", "init", "best val MSE", "RMSE", "lift over bias", ndcg.replace("_at_", "@")]
-    rows = [[*header, "test MSE", "top-5 mean ± sd", "done/pruned/failed"]]
+    label = ndcg.replace("_at_", "@")
+    tested = any(st.final for st in studies)
+    reported = ["test MSE", "test RMSE", f"test {label}"] if tested else []
+    header = ["study", "variant", "init", *reported, "val MSE", "lift over bias", f"val {label}"]
+    rows = [[*header, "top-5 val mean ± sd", "done/pruned/failed"]]
     for st in rating + ranking_only + [st for st in studies if not st.best]:
         c = st.counts()
         best = st.best
         mean, sd = st.spread()
         mse = best.best_val_loss if best and st.rates else math.nan
         lift = f"{bias - mse:+.4f}" if bias is not None and math.isfinite(mse) else "-"
+        tests = [fmt(st.test("test_loss")), fmt(st.test("test_rmse")), fmt(st.test(f"test_{ndcg}"))]
         rows.append(
             [
                 st.label,
                 st.variant,
                 st.init if get_variant(st.variant).trainer != "closed_form" else "-",
+                *(tests if tested else []),
                 fmt(mse),
-                fmt(math.sqrt(mse)) if math.isfinite(mse) else "-",
                 lift,
                 fmt(best.ranking.get(ndcg)) if best else "-",
-                fmt(best.test_loss) if best and best.test_loss is not None else "-",
                 f"{fmt(mean)} ± {fmt(sd)}" if math.isfinite(mean) else "-",
                 f"{c['complete']}/{c['pruned']}/{c['fail']}",
             ]
@@ -123,8 +132,11 @@ def leaderboard_section(studies: list[Study]) -> Section:
     s.add(md_table(rows))
     if bias is not None:
         s.add(
-            "Lift over bias: how much lower the val MSE is than the `bias` baseline's (global mean plus damped user "
-            "and movie biases); what the factors add. Ranking-only variants (no MSE) are listed last."
+            "Rows in the order validation chose them. Test figures come first: each study's best trial refit on "
+            "train + validation and scored once on the test split; the validation figures beside them are what "
+            "selected it. Lift over bias: how much lower the val MSE is than the `bias` baseline's (global mean "
+            "plus damped user and movie biases); what the factors add. Ranking-only variants (no MSE) are listed "
+            "last."
         )
     if len(rating) >= 2:
         lead = rating[1].best.best_val_loss - rating[0].best.best_val_loss

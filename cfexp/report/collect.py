@@ -35,6 +35,15 @@ class Trial:
 
 
 @dataclass
+class Final:
+    """A study's final run: its best trial refit on train + validation and scored once on the test split."""
+
+    run_id: str
+    trial: int
+    metrics: dict  # test_loss, test_rmse, test_mae, test_ndcg_at_10, ...
+
+
+@dataclass
 class Study:
     """One study as the stores hold it: its parent run, its trials, and Optuna's study object."""
 
@@ -48,6 +57,12 @@ class Study:
     best: Trial | None = None
     history: list[dict] = field(default_factory=list)  # the best trial's epochs
     objective: str = "val_loss"  # what the study tuned: val_loss (minimised) or a ranking metric (maximised)
+    final: Final | None = None  # the best trial refit on train + validation, scored once on test
+    data: str = ""  # the short key of the data it was tuned on (cfexp.data_key)
+
+    def test(self, key: str) -> float:
+        """The final model's test figure `key` (test_loss, test_ndcg_at_10, ...), NaN without one."""
+        return self.final.metrics.get(key, math.nan) if self.final else math.nan
 
     @property
     def rates(self) -> bool:
@@ -97,6 +112,8 @@ class Stores:
         studies = []
         for parent in sorted(parents, key=lambda r: r.info.start_time):
             children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+            finals = [c for c in children if c.data.tags.get("cfexp.role") == "final"]
+            children = [c for c in children if c not in finals]
             trials = sorted((_trial(c) for c in children), key=lambda t: t.number)
             name = parent.data.tags["optuna.study"]
             study = Study(
@@ -108,6 +125,7 @@ class Stores:
                 trials=trials,
                 optuna_study=self._optuna(name),
                 objective=parent.data.tags.get("cfexp.objective", "val_loss"),
+                data=parent.data.tags.get("cfexp.data", ""),
             )
             key = study.objective
             done = [t for t in trials if t.state == "COMPLETE" and math.isfinite(t.value(key))]
@@ -115,6 +133,7 @@ class Stores:
                 pick = min if key == "val_loss" else max
                 study.best = pick(done, key=lambda t: t.value(key))
                 study.history = self.history(study.best.run_id)
+                study.final = _final(finals, study.best.number)
             studies.append(study)
         return studies
 
@@ -131,14 +150,16 @@ class Stores:
                 epochs.setdefault(m.step, {"epoch": m.step})[key] = m.value
         return [epochs[k] for k in sorted(epochs)]
 
-    def evaluation(self, experiment: str) -> pd.DataFrame | None:
-        """The folds of the latest complete `cfexp evaluate` (one row per study and fold), or None."""
+    def evaluation(self, experiment: str, data: str) -> pd.DataFrame | None:
+        """The folds of the latest complete `cfexp evaluate` on data `data` (one row per study and fold), or None."""
         exp_id = self.experiment_id(experiment)
         if exp_id is None:
             return None
         parents = self.client.search_runs(
             [exp_id],
-            filter_string="tags.`cfexp.role` = 'evaluate' and attributes.status = 'FINISHED'",
+            filter_string=(
+                f"tags.`cfexp.role` = 'evaluate' and attributes.status = 'FINISHED' and tags.`cfexp.data` = '{data}'"
+            ),
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -158,6 +179,8 @@ class Stores:
         if "mse" not in table:
             table["mse"] = math.nan
         table.attrs["run_id"] = parents[0].info.run_id
+        table.attrs["nested"] = parents[0].data.params.get("nested") == "True"
+        table.attrs["test_lead"] = parents[0].data.tags.get("cfexp.test_lead")
         return table
 
     def seed_runs(self) -> list[SeedRun]:
@@ -181,14 +204,29 @@ class Stores:
 
     def model(self, run_id: str):
         """The logged RatingPredictor of a run, or None if that run logged no model."""
-        import mlflow.pyfunc
+        return load_predictor(run_id)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
-            except Exception:  # MLflow raises several kinds for "no model here"
-                return None
+
+def load_predictor(run_id: str):
+    """The RatingPredictor a run logged, or None if it logged no model."""
+    import mlflow.pyfunc
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+        except Exception:  # MLflow raises several kinds for "no model here"
+            return None
+
+
+def _final(runs, trial: int) -> Final | None:
+    """The latest finished final run of the best trial."""
+    done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("cfexp.best_trial") == str(trial)]
+    if not done:
+        return None
+    run = max(done, key=lambda r: r.info.start_time)
+    metrics = {k: v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    return Final(run.info.run_id, trial, metrics)
 
 
 def _trial(run) -> Trial:

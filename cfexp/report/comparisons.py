@@ -15,52 +15,65 @@ from cfexp.report.sections import Section, fmt, md_table
 
 def ranking_section(studies: list[Study], k: int) -> Section | None:
     keys = [f"{name}_at_{k}" for name in METRICS]
+    tested = any(st.final for st in studies)
+
+    def reported(st: Study) -> float:
+        """What the table reports and orders by: the final model's test NDCG, else the best trial's val NDCG."""
+        return st.test(f"test_{keys[0]}") if tested else st.best.ranking.get(keys[0], math.nan)
+
     ranked = sorted(
-        (st for st in studies if st.best and keys[0] in st.best.ranking),
-        key=lambda st: -st.best.ranking[keys[0]],
+        (st for st in studies if st.best and keys[0] in st.best.ranking and math.isfinite(reported(st))),
+        key=lambda st: -reported(st),
     )
     if not ranked:
         return None
     s = Section("Ranking: top-10 by full ranking" if k == 10 else f"Ranking: top-{k} by full ranking")
-    users = next((st.best.ranking.get("ranked_users") for st in ranked if "ranked_users" in st.best.ranking), None)
+    where = "test" if tested else "validation"
     s.add(
-        "Each study's best trial, ranked for every user over every movie seen in training that the user did not "
-        "rate there; a movie is relevant when the user rated it at least the relevance threshold in validation "
-        '(README, "Evaluation protocol"). Users with no relevant movie are left out'
-        + (f"; {int(users)} users are ranked." if users else ".")
+        f"Each study's {'final model' if tested else 'best trial'}, ranked for every user over every movie seen in "
+        f"training{' (train + validation)' if tested else ''} that the user did not rate there; a movie is relevant "
+        f"when the user rated it at least the relevance threshold in {where} "
+        '(README, "Evaluation protocol"). Users with no relevant movie are left out. '
+        + ("Test figures come first; the validation NDCG beside them is what selected the trial." if tested else "")
     )
-    rows = [["study", "tuned for", *(key.replace("_at_", "@") for key in keys), "best val MSE"]]
-    for st in ranked:
-        tuned = "val MSE" if st.objective == "val_loss" else st.objective.replace("_at_", "@")
-        mse = fmt(st.best.best_val_loss) if st.rates else "-"
-        rows.append([st.label, tuned, *(fmt(st.best.ranking.get(key)) for key in keys), mse])
+    if tested:
+        rows = [["study", "tuned for", *(f"test {key.replace('_at_', '@')}" for key in keys), "val NDCG", "test MSE"]]
+        for st in ranked:
+            tuned = "val MSE" if st.objective == "val_loss" else st.objective.replace("_at_", "@")
+            tests = [fmt(st.test(f"test_{key}")) for key in keys]
+            rows.append([st.label, tuned, *tests, fmt(st.best.ranking.get(keys[0])), fmt(st.test("test_loss"))])
+    else:
+        rows = [["study", "tuned for", *(key.replace("_at_", "@") for key in keys), "best val MSE"]]
+        for st in ranked:
+            tuned = "val MSE" if st.objective == "val_loss" else st.objective.replace("_at_", "@")
+            mse = fmt(st.best.best_val_loss) if st.rates else "-"
+            rows.append([st.label, tuned, *(fmt(st.best.ranking.get(key)) for key in keys), mse])
     s.add(md_table(rows))
-    s.add(_verdict(studies, ranked, keys[0]))
+    s.add(_verdict(studies, ranked, keys[0], reported, where))
     return s
 
 
-def _verdict(studies: list[Study], ranked: list[Study], ndcg: str) -> str:
-    label = ndcg.replace("_at_", "@")
-    rating = [st for st in studies if st.rates]
+def _verdict(studies: list[Study], ranked: list[Study], ndcg: str, reported, where: str) -> str:
+    label = f"{where} {ndcg.replace('_at_', '@')}"
+    rating = [st for st in ranked if st.rates]
     top = ranked[0]
-    lines = [f"The ranking-best is **{top.label}** ({label} {fmt(top.best.ranking[ndcg])})."]
+    lines = [f"The ranking-best is **{top.label}** ({label} {fmt(reported(top))})."]
     if rating:
-        mse_best = min(rating, key=lambda st: st.best.best_val_loss)
+        mse_best = min(rating, key=lambda st: st.best.best_val_loss)  # the champion: chosen on validation
         if mse_best is top:
             lines.append(f"The MSE-best, {mse_best.label}, is also the ranking-best.")
         else:
             lines.append(
                 f"The MSE-best, **{mse_best.label}** (val MSE {fmt(mse_best.best.best_val_loss)}), is **not**: it "
-                f"scores {label} {fmt(mse_best.best.ranking.get(ndcg))}, place "
-                f"{ranked.index(mse_best) + 1} of {len(ranked)}."
+                f"scores {label} {fmt(reported(mse_best))}, place {ranked.index(mse_best) + 1} of {len(ranked)}."
             )
     popular = next((st for st in ranked if st.variant == "popular"), None)
     if popular is not None:
-        below = [st for st in ranked if st.rates and st.best.ranking[ndcg] < popular.best.ranking[ndcg]]
+        below = [st for st in rating if reported(st) < reported(popular)]
         if below:
             lines.append(
                 f"{len(below)} of the {len(rating)} rating models rank below plain popularity "
-                f"({fmt(popular.best.ranking[ndcg])}): a model fitted to observed ratings learns how much a user "
+                f"({fmt(reported(popular))}): a model fitted to observed ratings learns how much a user "
                 "likes what they chose to watch, not what they will choose, so it scores obscure movies that few "
                 "rated highly. A model trained to rank (BPR) learns the choice itself."
             )
@@ -74,18 +87,25 @@ def evaluation_section(folds: pd.DataFrame | None, k: int) -> Section | None:
         return s
     n_folds = folds.fold.nunique()
     s.add(
-        f"From `cfexp evaluate` (MLflow run `{folds.attrs.get('run_id', '?')}`): each study's best configuration "
-        f"retrained on the same {n_folds} seeded folds of all the ratings (each fold validates once, the others "
-        "train; no epoch is picked on the fold's own validation set). Mean ± sd over the folds, the 95% t "
-        "interval, and, for each other study, a paired test against the best on the same folds."
+        f"From `cfexp evaluate` (MLflow run `{folds.attrs.get('run_id', '?')}`): "
+        + (
+            "each study's search run again inside every fold (nested), "
+            if folds.attrs.get("nested")
+            else "each study's best configuration "
+        )
+        + f"retrained on the same {n_folds} seeded folds of train + validation (each fold scores once, the others "
+        "train; no epoch is picked on the fold's own rows; the test split is left alone). Mean ± sd over the "
+        "folds, the 95% t interval, and, for each other study, Nadeau and Bengio's corrected paired t-test "
+        "against the best on the same folds (the folds' training sets overlap; the plain t-test would be "
+        "overconfident)."
     )
     for metric in ("mse", f"ndcg_at_{k}"):
         if metric not in folds or folds[metric].isna().all():
             continue
-        label = "val MSE" if metric == "mse" else metric.replace("_at_", "@")
+        label = "fold MSE" if metric == "mse" else metric.replace("_at_", "@")
         table = evaluation_stats.summarise(folds, metric)
         comparisons = {c.other: c for c in evaluation_stats.compare_with_best(folds, metric)}
-        rows = [["study", f"{label} mean ± sd", "95% interval", "lead of the best", "paired t p", "Wilcoxon p"]]
+        rows = [["study", f"{label} mean ± sd", "95% interval", "lead of the best", "corrected t p", "Wilcoxon p"]]
         for row in table.itertuples():
             c = comparisons.get(row.study)
             rows.append(
@@ -102,10 +122,10 @@ def evaluation_section(folds: pd.DataFrame | None, k: int) -> Section | None:
         s.add(md_table(rows))
         if comparisons:
             s.add(f"In a sentence: {next(iter(comparisons.values())).sentence()}.")
-    s.add(
-        f"With {n_folds} folds the Wilcoxon signed-rank test cannot go below p = {2 / 2**n_folds:.4f}; the paired "
-        "t-test assumes the per-fold differences are roughly normal."
-    )
+    note = evaluation_stats.wilcoxon_note(n_folds)
+    s.add((note + " " if note else "") + "The t-test assumes the per-fold differences are roughly normal.")
+    if folds.attrs.get("test_lead"):
+        s.add(f"The champion against the runner-up, {folds.attrs['test_lead']}.")
     return s
 
 

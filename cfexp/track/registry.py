@@ -1,10 +1,11 @@
 """The MLflow Model Registry: each study's best model as `<experiment>.<study>`, and the experiment's `champion`.
 
 A study's registered model gets a new version only when a sweep found a better trial than its latest version's;
-a rerun that finds nothing better registers nothing. Each version's tags and description say where it came from
-(study, trial, run, objective and value, val MSE, variant, dataset digest, git commit). The experiment's best
-rating model, by val MSE, carries the alias `champion` (`models:/<experiment>.<study>@champion`); when another
-study takes the lead, the alias moves.
+a rerun that finds nothing better registers nothing; a version of other data (another `cfexp.data`) is no
+contest. A version is the study's final model (its best trial refit on train + validation); its tags and
+description give the test figures first (reported), then the validation ones (selection), the variant, the data
+and the git commit. The experiment's best rating model, by val MSE (selection never looks at test), carries the
+alias `champion` (`models:/<experiment>.<study>@champion`); when another study takes the lead, the alias moves.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 CHAMPION = "champion"
+DATA_TAG = "cfexp.data"  # the short key of the data a version was fitted and scored on
 
 
 def model_name(experiment: str, study: str) -> str:
@@ -33,7 +35,7 @@ def register_if_better(
     """Register the run's logged model (`models:/<model_id>`) as a new version of `name`, unless its latest version
     is as good or is that run. `tags["cfexp.objective"]` says which way is better (val_loss: lower)."""
     latest = latest_version(client, name)
-    if latest is not None:
+    if latest is not None and latest.tags.get(DATA_TAG) == str(tags.get(DATA_TAG)):  # else: other data, no contest
         if latest.run_id == run_id:
             return None
         before = float(latest.tags.get("cfexp.value", "nan"))
@@ -53,12 +55,24 @@ def register_if_better(
 
 
 def _description(tags: dict) -> str:
-    mse = tags.get("cfexp.val_mse")
+    def value(key: str) -> str | None:
+        return tags[key] if tags.get(key) not in (None, "", "nan") else None
+
+    labels = {"cfexp.test_mse": "test MSE", "cfexp.test_ndcg": "test NDCG"}
+    reported = [f"{label} {value(k)}" for k, label in labels.items() if value(k)]
+    objective = str(tags.get("cfexp.objective", "val_loss"))
+    selected = "val MSE" if objective == "val_loss" else f"val {objective.replace('_at_', '@')}"
+    selected += f" {tags.get('cfexp.value')}"
+    if value("cfexp.val_mse") and objective != "val_loss":
+        selected += f", val MSE {value('cfexp.val_mse')}"
+    fitted = "refit on train + validation" if tags.get("cfexp.role") == "final" else "trained on train"
     return (
         f"Trial {tags.get('cfexp.trial')} of study {tags.get('cfexp.study')} (variant {tags.get('cfexp.variant')}), "
-        f"MLflow run {tags.get('cfexp.run_id')}: {tags.get('cfexp.objective')} {tags.get('cfexp.value')}"
-        + (f", val MSE {mse}" if mse and mse != "nan" else "")
-        + f"; dataset digest {tags.get('dataset.digest')}, git commit {tags.get('git.commit')}."
+        f"{fitted} in MLflow run {tags.get('cfexp.run_id')}. "
+        + (f"Reported on the test split: {', '.join(reported)}. " if reported else "")
+        + f"Selected on validation: {selected}. "
+        + f"Data {tags.get(DATA_TAG)} (dataset digest {tags.get('dataset.digest')}), "
+        + f"git commit {tags.get('git.commit')}."
     )
 
 
@@ -79,7 +93,23 @@ def crown(client: MlflowClient, experiment: str, study: str) -> ModelVersion | N
 
 def champion_uri(client: MlflowClient, experiment: str) -> str | None:
     """`models:/<experiment>.<study>@champion`, or None when no model of the experiment has the alias."""
+    found = champion(client, experiment)
+    return f"models:/{found.name}@{CHAMPION}" if found else None
+
+
+def champion(client: MlflowClient, experiment: str) -> ModelVersion | None:
+    """The model version of the experiment that has the alias `champion`, if one has."""
     for model in client.search_registered_models(f"name LIKE '{experiment}.%'"):
         if CHAMPION in (model.aliases or {}):
-            return f"models:/{model.name}@{CHAMPION}"
+            return client.get_model_version_by_alias(model.name, CHAMPION)
     return None
+
+
+def provenance(version: ModelVersion) -> str:
+    """What a version was fitted on and how it scored, for a reader who picks it: data, test and val figures."""
+    tags = version.tags or {}
+    parts = [f"data {tags.get(DATA_TAG, 'unrecorded')} (dataset digest {tags.get('dataset.digest', '?')})"]
+    for key, label in (("cfexp.test_mse", "test MSE"), ("cfexp.val_mse", "val MSE")):
+        if tags.get(key) not in (None, "", "nan", "None"):
+            parts.append(f"{label} {float(tags[key]):.4f}")
+    return ", ".join(parts)

@@ -1,0 +1,95 @@
+"""A finished study's final model: its best trial refit on train + validation and scored once on test (cfexp.refit),
+as an MLflow run of its own (role `final`, under the study's parent), whose model is the one registered.
+
+One process makes it: the claim is a study attr taken under the stores' lock, with its owner, so that a process
+killed mid-fit leaves a claim the next sweep takes over. A later sweep that finds a better trial makes a new one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from optuna.trial import FrozenTrial
+
+from cfexp import refit, runner
+from cfexp.data_key import ATTR as DATA_ATTR
+from cfexp.processes import is_alive, this_process
+from cfexp.served import recommender_for
+
+FINAL = "cfexp.final"  # study user attr: {trial, state, owner, since} while claimed; with run_id and scores once done
+ROLE = "final"
+REMOTE_CLAIM_SECONDS = 3600  # a claim by a process on another host is taken over after this long
+
+
+def final_of(study) -> dict | None:
+    """The study's final model as recorded (None before there is one)."""
+    record = study.user_attrs.get(FINAL)
+    return record if record and record.get("state") == "COMPLETE" else None
+
+
+def needs_final(study, best: FrozenTrial) -> bool:
+    """Whether the best trial still lacks a final model that nobody alive is making."""
+    record = study.user_attrs.get(FINAL)
+    if not record or record.get("trial") != best.number:
+        return True
+    if record.get("state") == "COMPLETE":
+        return False
+    alive = is_alive(record.get("owner", {}))
+    if alive is None:
+        return time.time() - record.get("since", 0) > REMOTE_CLAIM_SECONDS
+    return not alive
+
+
+def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | None:
+    """Refit the study's best trial and log it as the study's final run; its record, or None when there is none to
+    make (no complete trial, or another process is making it)."""
+    study = outcome.study
+    best = outcome.best()
+    if best is None or holdout is None:
+        return None
+    with lock():
+        if not needs_final(study, best):
+            return None
+        study.set_user_attr(
+            FINAL, {"trial": best.number, "state": "RUNNING", "owner": this_process(), "since": time.time()}
+        )
+    spec = outcome.spec
+    run = outcome.objective.run_for(best.params, best.number)
+    epochs = refit.epochs_of(run, best.user_attrs.get("best_epoch"), len(best.user_attrs.get("history", [])))
+    params = {**runner.params(run), "refit_epochs": epochs, "refit_of_trial": best.number}
+    tags = {
+        **outcome.objective.tags,
+        "cfexp.role": ROLE,
+        "cfexp.best_trial": best.number,
+        "dataset.digest": holdout.ratings.digest,
+        DATA_ATTR: key.key,
+    }
+    child = tracker.start_run(f"{spec.name}-final", params, tags, parent_id=outcome.parent_id)
+    logger = tracker.epoch_logger(child)
+    try:
+        model, result, scores = refit.fit_final(run, holdout, epochs, [logger])
+    except BaseException as exc:
+        logger.flush()
+        tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": f"{type(exc).__name__}: {exc}"})
+        tracker.finish(child, "KILLED")
+        raise
+    logger.flush()
+    if result.status == "diverged":
+        tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": result.reason})
+        tracker.finish(child, "FAIL")
+        study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": result.reason})
+        return None
+    selection = {f"selection_{k}": v for k, v in outcome.selection_scores(best).items()}
+    tracker.log_metrics(child, {**scores, **selection, "seconds": result.seconds}, step=len(result.history))
+    tracker.log_artifacts(child, {**params, "name": run.name}, result.history)
+    tracker.log_model(child, recommender_for(model, holdout.ratings))
+    tracker.set_tags(child, {"optuna.state": "COMPLETE"})
+    tracker.finish(child, "COMPLETE")
+    errors = tracker.wait(child)  # the study records its final model only once the run and model are written
+    if errors:
+        study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": f"tracking: {errors[0]}"})
+        return None
+    record = {"trial": best.number, "state": "COMPLETE", "run_id": child, "epochs": epochs}
+    record.update({"seconds": result.seconds, **scores})
+    study.set_user_attr(FINAL, record)
+    return record
