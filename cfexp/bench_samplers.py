@@ -9,7 +9,9 @@ trials; the best point each study found is printed too, for the experiment's war
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import sys
 import time
 
@@ -26,40 +28,57 @@ TRIALS = 20
 SEEDS = (0, 1, 2)
 CHECKPOINTS = (5, 10, 20)
 STARTUP = samplers.startup_trials(8)  # as the default sweep's budgets (3 to 8 trials) set it
+# random first: its draws are the other samplers' random starts (the same per-trial seeds), so they are reused
+KINDS = ("random", "tpe-optuna", "tpe", "gp", "qmc-tpe")
 
 
-def measure_samplers(device: str = "cpu", kinds=samplers.SAMPLERS, seeds=SEEDS, trials: int = TRIALS) -> dict:
+def measure_samplers(device: str = "cpu") -> dict:
+    """Both studies side by side, each in a process of its own on one CPU thread (the machine has two cores)."""
+    started = time.perf_counter()
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "cfexp.bench_samplers", name, device], stdout=subprocess.PIPE, text=True
+        )
+        for name in STUDIES
+    }
+    found: dict = {"startup_trials": STARTUP, "trials": TRIALS, "seeds": list(SEEDS), "studies": {}}
+    for name, proc in procs.items():
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            return {"error": f"the {name} study's process exited with {proc.returncode}"}
+        found["studies"][name] = json.loads(out.strip().splitlines()[-1])
+    found["seconds"] = time.perf_counter() - started
+    return found
+
+
+def measure_study(name: str, device: str = "cpu", kinds=KINDS, seeds=SEEDS, trials: int = TRIALS) -> dict:
+    """One study run by every sampler in `kinds` on every seed; each configuration trained once."""
     experiment = load_experiment(EXPERIMENT)
     ratings = data.load_ratings(experiment.data.ratings)
     split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
     tensors = runner.to_device(ratings, split.search(), device)
-    specs = {spec.name: spec for spec in experiment.sweep.studies if spec.name in STUDIES}
-    found: dict = {"startup_trials": STARTUP, "trials": trials, "seeds": list(seeds), "studies": {}}
-    started = time.perf_counter()
-    for name, spec in specs.items():
-        cache: dict[tuple, float] = {}
-        space = search_space(spec)
+    spec = next(spec for spec in experiment.sweep.studies if spec.name == name)
+    space = search_space(spec)
+    cache: dict[tuple, float] = {}
 
-        def objective(params: dict, spec=spec, cache=cache) -> float:
-            key = tuple(sorted(params.items()))
-            if key not in cache:
-                run = runner.resolved(with_params(spec.run, params), tensors)
-                _, result = runner.fit_run(run, tensors)
-                cache[key] = result.best_val_loss if result.status != "diverged" else float("inf")
-                print(f"{spec.name} fit {len(cache)}: {cache[key]:.4f} in {result.seconds:.1f} s", file=sys.stderr)
-            return cache[key]
+    def objective(params: dict) -> float:
+        key = tuple(sorted(params.items()))
+        if key not in cache:
+            run = runner.resolved(with_params(spec.run, params), tensors)
+            _, result = runner.fit_run(run, tensors)
+            cache[key] = result.best_val_loss if result.status != "diverged" else float("inf")
+            print(f"{name} fit {len(cache)}: {cache[key]:.4f} in {result.seconds:.1f} s", file=sys.stderr, flush=True)
+        return cache[key]
 
-        curves = {kind: [_curve(kind, name, seed, space, objective, trials) for seed in seeds] for kind in kinds}
-        best = min(cache, key=cache.get)
-        found["studies"][name] = {
-            "curves": curves,
-            "median": {kind: _medians(c) for kind, c in curves.items()},
-            "fits": len(cache),
-            "best_params": dict(best),
-            "best_val_loss": cache[best],
-        }
-    found["seconds"] = time.perf_counter() - started
-    return found
+    curves = {kind: [_curve(kind, name, seed, space, objective, trials) for seed in seeds] for kind in kinds}
+    best = min(cache, key=cache.get)
+    return {
+        "curves": curves,
+        "median": {kind: _medians(c) for kind, c in curves.items()},
+        "fits": len(cache),
+        "best_params": dict(best),
+        "best_val_loss": cache[best],
+    }
 
 
 def _curve(kind: str, name: str, seed: int, space, objective, trials: int) -> list[float]:
@@ -133,3 +152,10 @@ def _mean_ranks(found: dict, kinds: list[str]) -> dict[str, float]:
             for place, (_, kind) in enumerate(values, start=1):
                 ranks[kind].append(place)
     return {k: statistics.fmean(v) for k, v in ranks.items()}
+
+
+if __name__ == "__main__":
+    import torch
+
+    torch.set_num_threads(1)
+    print(json.dumps(measure_study(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "cpu")))

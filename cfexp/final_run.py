@@ -8,16 +8,19 @@ killed mid-fit leaves a claim the next sweep takes over. A later sweep that find
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from optuna.trial import FrozenTrial
 
 from cfexp import refit, runner
 from cfexp.data_key import ATTR as DATA_ATTR
 from cfexp.processes import is_alive, this_process
+from cfexp.recovery import (
+    FINAL,
+)  # study user attr: {trial, state, owner, since} while claimed; run_id, scores once done
+from cfexp.recovery import FINAL_ROLE as ROLE
 from cfexp.served import recommender_for
 
-FINAL = "cfexp.final"  # study user attr: {trial, state, owner, since} while claimed; with run_id and scores once done
-ROLE = "final"
 REMOTE_CLAIM_SECONDS = 3600  # a claim by a process on another host is taken over after this long
 
 
@@ -54,7 +57,7 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
             FINAL, {"trial": best.number, "state": "RUNNING", "owner": this_process(), "since": time.time()}
         )
     spec = outcome.spec
-    run = outcome.objective.run_for(best.params, best.number)
+    run = replace(outcome.objective.run_for(best.params, best.number), name=f"{spec.name}-final")
     epochs = refit.epochs_of(run, best.user_attrs.get("best_epoch"), len(best.user_attrs.get("history", [])))
     params = {**runner.params(run), "refit_epochs": epochs, "refit_of_trial": best.number}
     tags = {
@@ -64,7 +67,7 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
         "dataset.digest": holdout.ratings.digest,
         DATA_ATTR: key.key,
     }
-    child = tracker.start_run(f"{spec.name}-final", params, tags, parent_id=outcome.parent_id)
+    child = tracker.start_run(run.name, params, tags, parent_id=outcome.parent_id)
     logger = tracker.epoch_logger(child)
     try:
         model, result, scores = refit.fit_final(run, holdout, epochs, [logger])
@@ -81,7 +84,7 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
         return None
     selection = {f"selection_{k}": v for k, v in outcome.selection_scores(best).items()}
     tracker.log_metrics(child, {**scores, **selection, "seconds": result.seconds}, step=len(result.history))
-    tracker.log_artifacts(child, {**params, "name": run.name}, result.history)
+    tracker.log_artifacts(child, params, result.history)
     tracker.log_model(child, recommender_for(model, holdout.ratings))
     tracker.set_tags(child, {"optuna.state": "COMPLETE"})
     tracker.finish(child, "COMPLETE")

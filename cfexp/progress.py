@@ -93,6 +93,22 @@ class SweepProgress:
     def epochs(self, run) -> Callback:
         return EpochProgress(run.name) if self.bars and not self.quiet else Callback()
 
+    def on_final(self, study: str, record: dict, seconds: float) -> None:
+        """The study's final model: refit on train + validation, scored once on test."""
+        if self.quiet:
+            return
+        where = f"{self.prefix}{study} " if self.prefix else "  "
+        scores = ", ".join(
+            f"{k[5:].replace('_at_', '@').replace('loss', 'MSE')} {record[k]:.4f}"
+            for k in ("test_loss", *(k for k in record if k.startswith("test_ndcg")))
+            if k in record
+        )
+        print(
+            f"{where}final (t{record['trial']} refit on train + validation): test {scores} ({seconds:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     def on_trial(self, study, trial) -> None:
         if self.quiet:
             return

@@ -19,6 +19,7 @@ from cfexp.processes import is_alive, this_process
 from cfexp.study_store import GRACE_SECONDS, RETRY
 from cfexp.track import Tracker
 
+FINAL, FINAL_ROLE = "cfexp.final", "final"  # the study attr and MLflow role of its final fit (cfexp.final_run)
 OWNER = "cfexp.owner"  # user attr: the process running the trial
 LOST = "cfexp.lost"  # user attr: why the trial was lost (its process died, was interrupted, or could not track)
 FAIL_REASON = "fail_reason"  # user attr: why a trial failed on its own (diverged, broke): counted as a failure
@@ -102,8 +103,14 @@ def close_runs(study: optuna.Study, tracker: Tracker, parent_id: str) -> int:
     now = datetime.datetime.now()
     closed = 0
     for run in tracker.search(f"tags.mlflow.parentRunId = '{parent_id}' and attributes.status = 'RUNNING'"):
-        trial = trials.get(int(run.data.tags.get("optuna.trial", -1)))
         run_id = run.info.run_id
+        if run.data.tags.get("cfexp.role") == FINAL_ROLE:
+            if _final_fit_gone(study):
+                tracker.set_tags(run_id, {"optuna.state": "FAIL", "cfexp.fail_reason": "lost: its final fit stopped"})
+                tracker.finish(run_id, "KILLED")
+                closed += 1
+            continue
+        trial = trials.get(int(run.data.tags.get("optuna.trial", -1)))
         if trial is None or trial.state == TrialState.FAIL:
             attrs = trial.user_attrs if trial else {}
             reason = attrs.get(LOST) or attrs.get(FAIL_REASON) or "lost: the process running this trial stopped"
@@ -117,6 +124,14 @@ def close_runs(study: optuna.Study, tracker: Tracker, parent_id: str) -> int:
             continue
         closed += 1
     return closed
+
+
+def _final_fit_gone(study: optuna.Study) -> bool:
+    """Whether the process making the study's final model is gone (a live one, here or elsewhere, is left alone)."""
+    record = study.user_attrs.get(FINAL) or {}
+    if record.get("state") != "RUNNING":
+        return True
+    return is_alive(record.get("owner", {})) is False
 
 
 def _writer_gone(trial: FrozenTrial, now: datetime.datetime) -> bool:

@@ -102,7 +102,10 @@ def _journal(path: Path) -> StudyStore:
                 pass
     except OSError as exc:
         raise UserError(f"cannot write the Optuna journal {path}: {exc.strerror or exc}") from None
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    # An absolute path: Optuna's lock is a symlink to the journal, and a relative target resolves from the link's
+    # folder, so a link left by a killed process dangled, and Optuna never took it over (its 30 s grace period
+    # watches the target's mtime).
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path.resolve())))
     lock = FileLock(f"{path}.cfexp-lock", timeout=LOCK_SECONDS)
     return StudyStore(storage, str(path), lambda: lock, missing)
 

@@ -261,11 +261,15 @@ class Sweep:
                 self.tracker.set_tags(outcome.parent_id, {"optuna.state": "INTERRUPTED"})
                 self.tracker.finish(outcome.parent_id, "KILLED")
             return
-        log_best_model(outcome, self.tracker, last_out)
+        if self.holdout is None:  # else the final run holds the study's model
+            log_best_model(outcome, self.tracker, last_out)
         if last_out:
             started = time.perf_counter()
-            if final_run.make_final(outcome, self.tracker, self.holdout, self.store.lock, self.key):
+            record = final_run.make_final(outcome, self.tracker, self.holdout, self.store.lock, self.key)
+            if record:
                 outcome.final_seconds = time.perf_counter() - started
+                if self.progress:
+                    self.progress.on_final(outcome.study.study_name, record, outcome.final_seconds)
             summarise(outcome, self.tracker)
 
 

@@ -2,6 +2,7 @@
 that searches. Real sweeps into temporary stores, read back through Optuna's and MLflow's APIs."""
 
 import json
+import signal
 from pathlib import Path
 
 import mlflow
@@ -264,3 +265,41 @@ def test_evaluate_leaves_the_test_split_alone_and_bootstraps_the_champions_lead(
     assert main(["evaluate", str(small), "--folds", "2", "--nested", "--quiet", "--summary", "n.json"]) == 0
     nested = json.loads(Path("n.json").read_text())
     assert nested["nested"] is True and len(nested["folds"]) == 6
+
+
+def test_a_kill_during_a_final_fit_leaves_it_to_the_next_sweep(tmp_path):
+    import time
+
+    from reliability_helpers import finish, interrupt, mlflow_runs, start_sweep, study, write_experiment
+
+    path = write_experiment(tmp_path, epochs=30, trials=2)
+    path.write_text(
+        path.read_text().replace('ratings = "ml-latest-small"', 'ratings = "ml-latest-small"\ntest_pct = 0.2')
+    )
+    first = start_sweep(tmp_path)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert first.poll() is None, first.stderr.read()
+        try:
+            claim = study(tmp_path, "rel/sig").user_attrs.get("cfexp.final", {})
+        except (KeyError, FileNotFoundError):
+            claim = {}
+        if claim.get("state") == "RUNNING":
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("no final fit started in time")
+    interrupt(first, signal.SIGKILL)
+    code, err = finish(start_sweep(tmp_path))
+    assert code == 0, err
+    runs = mlflow_runs(tmp_path)
+    assert [r.info.run_name for r in runs if r.info.status == "RUNNING"] == []
+    finals = [r for r in runs if r.data.tags.get("cfexp.role") == "final" and r.data.tags["optuna.study"] == "rel/sig"]
+    killed = [r for r in finals if r.info.status == "KILLED"]
+    done = [r for r in finals if r.info.status == "FINISHED"]
+    assert len(killed) <= 1 and len(done) == 1  # the kill may land before the final run was created
+    if killed:
+        assert "final fit" in killed[0].data.tags["cfexp.fail_reason"]
+    record = study(tmp_path, "rel/sig").user_attrs["cfexp.final"]
+    assert record["state"] == "COMPLETE" and record["run_id"] == done[0].info.run_id
+    assert record["trial"] == study(tmp_path, "rel/sig").best_trial.number

@@ -227,7 +227,7 @@ def init_section(studies: list[Study], stores: Stores, folder: Path) -> Section 
         )
     )
     shares, notes = {}, []
-    candidates = [(f"{st.label} (best trial)", st.best.run_id) for st in sigmoid]
+    candidates = [(f"{st.label} ({'final model' if st.final else 'best trial'})", st.model_run) for st in sigmoid]
     candidates += [(f"seed lesson {r.name}", r.run_id) for r in stores.seed_runs() if r.name == "dot_bias_sigmoid"]
     for label, run_id in candidates:
         model = stores.model(run_id)
@@ -270,12 +270,13 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
     if not with_bias:
         return None
     best = min(with_bias, key=lambda st: st.best.best_val_loss)
-    model = stores.model(best.best.run_id)
+    model = stores.model(best.model_run)
     if model is None:
         return None
     s = Section("What the best model learned")
     s.add(
-        f"From `{best.best.name}` (MLflow run `{best.best.run_id}`), the best of the lesson's models with biases. "
+        f"From `{best.label}`'s {'final model' if best.final else 'best trial'} (MLflow run `{best.model_run}`), the "
+        "best of the lesson's models with biases. "
         "(bpmf has a bias per movie too, but the mean of its prior, drawn from the data, lets its factors carry "
         "part of each movie's effect, so its bias column alone does not rank movies.)"
     )

@@ -60,6 +60,11 @@ class Study:
     final: Final | None = None  # the best trial refit on train + validation, scored once on test
     data: str = ""  # the short key of the data it was tuned on (cfexp.data_key)
 
+    @property
+    def model_run(self) -> str:
+        """The run whose model stands for the study: its final run, else its best trial's."""
+        return self.final.run_id if self.final else self.best.run_id
+
     def test(self, key: str) -> float:
         """The final model's test figure `key` (test_loss, test_ndcg_at_10, ...), NaN without one."""
         return self.final.metrics.get(key, math.nan) if self.final else math.nan

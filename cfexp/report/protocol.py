@@ -1,12 +1,10 @@
 """The report's protocol section: the three splits, what each is for, and the optimism of selecting on validation
-(each study's best validation figure minus its final model's test figure). Run as a module, it draws the splits'
-picture for the README: `python -m cfexp.report.protocol experiments/variants.toml docs/splits.png`.
+(each study's best validation figure minus its final model's test figure).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -100,20 +98,3 @@ def _gap(val: float | None, test: float | None) -> str:
     if val is None or test is None or not (math.isfinite(val) and math.isfinite(test)):
         return "-"
     return f"{val - test:+.4f}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    from cfexp import data
-    from cfexp.config import load_experiment
-
-    experiment_path, out = (argv or sys.argv[1:])[:2]
-    experiment = load_experiment(experiment_path)
-    ratings = data.load_ratings(experiment.data.ratings)
-    d = experiment.data
-    split = data.split_rows(len(ratings.frame), d.val_pct, d.test_pct, d.seed)
-    print(splits_figure(split_sizes(split), Path(out)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""The README's picture of an experiment's splits, drawn from its file as every report draws its own:
+`python -m cfexp.report.draw_splits experiments/variants.toml docs/splits.png`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cfexp import data
+from cfexp.config import load_experiment
+from cfexp.report.protocol import split_sizes, splits_figure
+
+
+def main(argv: list[str] | None = None) -> int:
+    experiment_path, out = (argv or sys.argv[1:])[:2]
+    experiment = load_experiment(experiment_path)
+    ratings = data.load_ratings(experiment.data.ratings)
+    settings = experiment.data
+    split = data.split_rows(len(ratings.frame), settings.val_pct, settings.test_pct, settings.seed)
+    print(splits_figure(split_sizes(split), Path(out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
