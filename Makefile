@@ -39,6 +39,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench $(ARGS)
+	$(BIN)/python -m cfexp.bench --suite protocol
 	$(BIN)/python -m cfexp.bench --suite samplers
 
 # The sampler comparison alone (about 30 minutes here): which sampler the default sweep uses, and why.

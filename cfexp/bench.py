@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from cfexp import bench_peers, bench_scale
+from cfexp.bench_protocol import measure_baseline, measure_protocol
 from cfexp.bench_report import write_benchmarks
 from cfexp.bench_samplers import measure_samplers
 from cfexp.bench_sweeps import measure_sweep, measure_sweep_pair, measure_sweep_repeats, measure_sweep_workers
@@ -40,6 +41,10 @@ SUITES = {
         "sweep-pair": lambda args: measure_sweep_pair(args.device),
         "sweep-workers": lambda args: measure_sweep_workers(args.device),
         "sweep-repeats": lambda args: measure_sweep_repeats(args.device),
+    },
+    "protocol": {
+        "protocol-baseline": lambda args: measure_baseline(args.device),
+        "protocol": lambda args: measure_protocol(args.device),
     },
     "samplers": {"samplers": lambda args: measure_samplers(args.device)},
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},

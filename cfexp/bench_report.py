@@ -18,7 +18,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-SUITE_ORDER = ("default", "samplers", "scale")
+SUITE_ORDER = ("default", "protocol", "samplers", "scale")
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
     "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
@@ -36,9 +36,11 @@ def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -
         "are no GPU figures; `--device cuda` runs the same code.",
         "",
     ]
+    from cfexp.bench_protocol import protocol_section
     from cfexp.bench_samplers import samplers_section
 
     sections = {"default": _default_section, "samplers": samplers_section, "scale": scale_section}
+    sections["protocol"] = protocol_section
     body = sections[suite](r)
     parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
     parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
@@ -101,6 +103,11 @@ def _lesson(ours: dict, theirs: dict) -> list[str]:
     return [*rows, ""]
 
 
+def _study_point(name: str) -> str:
+    spec = next(s for s in load_experiment(SWEEP_EXPERIMENT).sweep.studies if s.name == name)
+    return ", ".join(f"{k} {v}" for k, v in spec.enqueue[0].items())
+
+
 def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
     config = ", ".join(f"{k} {v}" for k, v in SURPRISE.items())
     rows = [
@@ -111,7 +118,7 @@ def _time_to_target(fast: dict, bpmf: dict, surprise: dict) -> list[str]:
         "configuration (dot_bias_sigmoid, 129 factors, lazy SGD at batch 1024, row_l2 0.0605, 20 epochs at lr 0.831 "
         "then 8 at 0.0831). bpmf (fast) is Bayesian MF by Gibbs sampling at rank 8, noise precision 1.5, burn-in 2; "
         "bpmf (study point) is the default sweep's enqueued bpmf point, read from experiments/variants.toml "
-        "(rank 20, noise precision 1.8), run for all "
+        f"({_study_point('bpmf')}), run for all "
         f"60 sweeps. Surprise: SVD({config}), trainset build and fit. "
         "Target: ≤ 1.0 s and ≤ 1/3 of Surprise's time.",
         "",

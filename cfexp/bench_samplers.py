@@ -133,6 +133,17 @@ def samplers_section(r: dict) -> list[str]:
         lines += ["", f"Best point found: {params} (val MSE {study['best_val_loss']:.4f}).", ""]
     ranks = _mean_ranks(found, kinds)
     order = sorted(ranks, key=ranks.get)
+    first = CHECKPOINTS[0]
+    leaders = {
+        name: min(kinds, key=lambda k, s=study: s["median"][k].get(str(first), float("inf")))
+        for name, study in found["studies"].items()
+    }
+    lines += [
+        f"Best after {first} trials, where the default sweep's budgets (3 to 8) end: "
+        + ", ".join(f"{kind} for {name}" for name, kind in leaders.items())
+        + ".",
+        "",
+    ]
     lines += [
         "Mean rank of each sampler over both studies and the three checkpoints (1 is best): "
         + ", ".join(f"{k} {ranks[k]:.2f}" for k in order)

@@ -86,6 +86,7 @@ class Objective:
         self.tags.update({"dataset.digest": data.ratings.digest, DATA_ATTR: data_key})
         self.records: list[dict] = []
         self.best: BestModel | None = None
+        self.keep_best = True  # keep a copy of the best model to log (not where a final fit makes the study's model)
 
     def run_for(self, params: dict, number: int) -> RunConfig:
         """The resolved run of trial `number` at `params`."""
@@ -146,7 +147,7 @@ class Objective:
             trial.set_user_attr(recovery.FAIL_REASON, reason)
             raise TrialFailed(reason)
         value = objective_value(result, self.spec.objective)
-        if self.best is None or better(value, self.best.value, self.spec.objective):
+        if self.keep_best and (self.best is None or better(value, self.best.value, self.spec.objective)):
             self.best = BestModel(value, child, copy.deepcopy(model))
         return value
 

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 SAMPLERS = ("tpe", "tpe-optuna", "gp", "qmc-tpe", "random")
-DEFAULT = "tpe"  # chosen by make bench's sampler section (BENCHMARKS.md, "Samplers")
+DEFAULT = "gp"  # chosen by make bench's sampler section (BENCHMARKS.md, "Samplers"): the best at small budgets
 MAX_STARTUP = 10  # Optuna's own default number of random trials, for budgets of 40 and more
 SAMPLED = "cfexp.sampled"  # trial user attr and run tag: enqueued | retry | startup | model
 

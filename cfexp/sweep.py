@@ -188,7 +188,9 @@ class Sweep:
 
     def objective(self, spec: StudySpec, name: str, parent: str) -> Objective:
         key = self.key.key if self.key else ""
-        return Objective(spec, name, self.data, self.tracker, parent, self.experiment.eval.per_epoch, key)
+        objective = Objective(spec, name, self.data, self.tracker, parent, self.experiment.eval.per_epoch, key)
+        objective.keep_best = self.holdout is None
+        return objective
 
     def claim(self, outcome: StudyOutcome, budget: int, max_failures: int) -> optuna.Trial | None:
         """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""

@@ -7,13 +7,14 @@ from typing import Any
 
 from cfexp.errors import UserError
 from cfexp.eval_config import objective_key
+from cfexp.samplers import DEFAULT as DEFAULT_SAMPLER
 from cfexp.samplers import SAMPLERS
 
 SWEEP_DEFAULTS: dict[str, Any] = {
     "trials": 10,  # per study: complete plus pruned trials; a rerun tops the study up to it
     "max_failures": 0,  # a study stops after this many failed (diverged, broken) trials; 0: as many as its budget
     "timeout": 0,  # seconds per study; 0 means none
-    "sampler": "tpe",  # one of cfexp.samplers.SAMPLERS
+    "sampler": DEFAULT_SAMPLER,  # one of cfexp.samplers.SAMPLERS
     "startup_trials": -1,  # random trials before the sampler's model takes over; -1: fitted to each study's budget
     "seed": 42,
     "pruner": "median",  # median | hyperband | none
