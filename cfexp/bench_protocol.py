@@ -97,8 +97,8 @@ def protocol_section(r: dict) -> list[str]:
         ratio = sweep["wall"] / baseline["wall"]
         allowed = SWEEP_TARGET / max(OLD_SWEEP_SECONDS)
         lines += [
-            "Baseline, measured by the same suite (`protocol-baseline`): the same sweep under the previous protocol (the lesson's split as "
-            "validation, no test split and no final fits, Optuna's default TPE; "
+            "Baseline, measured by the same suite (`protocol-baseline`): the same sweep under the previous "
+            "protocol (the lesson's split as validation, no test split and no final fits, Optuna's default TPE; "
             f"`{' '.join(BASELINE)}`): **{baseline['wall']:.1f} s**. The protocol costs **{ratio:.2f}×** the "
             f"baseline. The target, ≤ {SWEEP_TARGET:.0f} s when the baseline took {OLD_SWEEP_SECONDS[0]:.0f}–"
             f"{OLD_SWEEP_SECONDS[1]:.0f} s, allows {allowed:.2f}×: "
