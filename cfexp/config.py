@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cfexp.checks import NUMBER, check_keys, check_types, table
 from cfexp.errors import UserError
 from cfexp.eval_config import EvalConfig, parse_eval
 from cfexp.overrides import apply_override
@@ -41,7 +41,6 @@ RUN_DEFAULTS: dict[str, Any] = {
     "restore_best": False,  # end with the best epoch's weights (early stopping on val loss)
     "patience": 0,  # epochs without a better val loss before stopping; 0: never stop early
 }
-NUMBER = (int, float)
 RUN_TYPES: dict[str, tuple[type, ...]] = {
     "variant": (str,),
     "n_factors": (int,),
@@ -64,7 +63,6 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
 }
 DATA_DEFAULTS: dict[str, Any] = {"ratings": BUILTIN_DATASET, "val_pct": 0.2, "test_pct": 0.0, "seed": 42}
 DATA_TYPES = {"ratings": (str,), "val_pct": NUMBER, "test_pct": NUMBER, "seed": (int,)}
-TYPE_NAMES = {str: "a string", int: "an integer", list: "a list", dict: "a table", bool: "true or false"}
 TOP_LEVEL = {"name", "description", "data", "train", "runs", "sweep", "eval"}
 
 
@@ -168,7 +166,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
 
 def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str = "experiment") -> Experiment:
     check_keys(raw, TOP_LEVEL, source)
-    data_raw = _table(raw, "data", source)
+    data_raw = table(raw, "data", source)
     check_keys(data_raw, set(DATA_DEFAULTS), f"{source} [data]")
     data = {**DATA_DEFAULTS, **data_raw}
     check_types(data, DATA_TYPES, f"{source} [data]")
@@ -179,7 +177,7 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
         raise UserError(f"{source}: val_pct must be in (0, 1), got {data_config.val_pct}")
     if not 0 <= data_config.test_pct < 1:
         raise UserError(f"{source}: test_pct must be in [0, 1), got {data_config.test_pct}")
-    defaults = _table(raw, "train", source)
+    defaults = table(raw, "train", source)
     check_keys(defaults, set(RUN_DEFAULTS), f"{source} [train]")
     runs_raw = raw.get("runs", [])
     if not isinstance(runs_raw, list) or not all(isinstance(r, dict) for r in runs_raw):
@@ -277,29 +275,3 @@ def _schedule(settings: dict, where: str) -> tuple[tuple[tuple[int, float], ...]
     if any(e < 1 or not (p > 0 and math.isfinite(p)) for e, p in phases):
         raise UserError(f"{where}: every phase needs epochs >= 1 and a finite lr > 0, got {[list(p) for p in phases]}")
     return phases, one_cycle
-
-
-def _table(raw: dict, key: str, source: str) -> dict:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise UserError(f"{source}: [{key}] must be a table")
-    return value
-
-
-def check_keys(table: dict, allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed: {', '.join(sorted(allowed))}"
-            raise UserError(f"{where}: unknown key {key!r}{hint}")
-
-
-def check_types(table: dict, types: dict[str, tuple[type, ...]], where: str) -> None:
-    for key, allowed in types.items():
-        value = table.get(key)
-        if value is None:
-            continue
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
-        if not ok:
-            names = "a number" if allowed == NUMBER else " or ".join(TYPE_NAMES[t] for t in allowed)
-            raise UserError(f"{where}: {key} must be {names}, got {value!r}")

@@ -31,6 +31,7 @@ from cfexp.inputs import experiment_from
 from cfexp.ranking import Protocol
 from cfexp.search_space import with_params
 from cfexp.summary import json_safe, write_summary
+from cfexp.sweep import existing_studies
 from cfexp.sweep_config import StudySpec
 
 ROLE = "evaluate"  # the parent run's cfexp.role
@@ -42,20 +43,6 @@ def folds_of(rows: np.ndarray | int, k: int, seed: int) -> list[Split]:
     empty = np.empty(0, dtype=np.int64)
     folds = KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(rows)))
     return [Split(np.sort(rows[train]), np.sort(rows[val]), empty) for train, val in folds]
-
-
-def studies_of(experiment, storage, key: data_key.DataKey) -> list[tuple[StudySpec, optuna.Study]]:
-    """The experiment's swept studies, each checked to hold these data (one of other data is refused)."""
-    found = []
-    for spec in experiment.sweep.studies:
-        name = f"{experiment.name}/{spec.name}"
-        try:
-            study = optuna.load_study(study_name=name, storage=storage)
-        except KeyError:
-            continue  # never swept
-        data_key.check_study(name, study.user_attrs.get(data_key.ATTR), key, bool(study.trials))
-        found.append((spec, study))
-    return found
 
 
 def best_runs(studies: list[tuple[StudySpec, optuna.Study]]) -> list[tuple[StudySpec, RunConfig, int]]:
@@ -87,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
     key = data_key.data_key(ratings, experiment)
     experiment = data_key.named_for_data(experiment, key)
-    studies = studies_of(experiment, store.storage, key)
+    studies = existing_studies(experiment, store.storage, key)
     chosen = best_runs(studies)
     if not chosen:
         raise UserError(f"no study of {experiment.name!r} has a complete trial: run cfexp sweep {args.experiment}")

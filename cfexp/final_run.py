@@ -14,14 +14,13 @@ from optuna.trial import FrozenTrial
 
 from cfexp import refit, runner
 from cfexp.data_key import ATTR as DATA_ATTR
-from cfexp.processes import is_alive, this_process
+from cfexp.processes import this_process
 from cfexp.recovery import (
     FINAL,
+    final_fit_running,
 )  # study user attr: {trial, state, owner, since} while claimed; run_id, scores once done
 from cfexp.recovery import FINAL_ROLE as ROLE
 from cfexp.served import recommender_for
-
-REMOTE_CLAIM_SECONDS = 3600  # a claim by a process on another host is taken over after this long
 
 
 def final_of(study) -> dict | None:
@@ -35,12 +34,7 @@ def needs_final(study, best: FrozenTrial) -> bool:
     record = study.user_attrs.get(FINAL)
     if not record or record.get("trial") != best.number:
         return True
-    if record.get("state") == "COMPLETE":
-        return False
-    alive = is_alive(record.get("owner", {}))
-    if alive is None:
-        return time.time() - record.get("since", 0) > REMOTE_CLAIM_SECONDS
-    return not alive
+    return record.get("state") != "COMPLETE" and not final_fit_running(record)
 
 
 def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | None:

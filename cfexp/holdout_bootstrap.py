@@ -80,7 +80,7 @@ def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | Non
     import torch
 
     from cfexp.final_run import final_of
-    from cfexp.report.collect import load_predictor
+    from cfexp.recommend import load_recommender
     from cfexp.study_summary import best_val_loss
 
     rated = []
@@ -97,7 +97,7 @@ def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | Non
     test = ratings.frame.iloc[split.test][["userId", "movieId", "rating"]]
 
     def errors(run_id: str) -> pd.DataFrame:
-        predictor = load_predictor(run_id)
+        predictor = load_recommender(f"runs:/{run_id}/model").predictor
         with torch.inference_mode():
             return per_user_errors(lambda pairs: predictor(torch.as_tensor(pairs)).numpy(), test)
 

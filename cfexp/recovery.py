@@ -11,6 +11,7 @@ run then ends KILLED with a `cfexp.fail_reason`, and the retry's run is tagged w
 from __future__ import annotations
 
 import datetime
+import time
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -126,12 +127,21 @@ def close_runs(study: optuna.Study, tracker: Tracker, parent_id: str) -> int:
     return closed
 
 
-def _final_fit_gone(study: optuna.Study) -> bool:
-    """Whether the process making the study's final model is gone (a live one, here or elsewhere, is left alone)."""
-    record = study.user_attrs.get(FINAL) or {}
+REMOTE_CLAIM_SECONDS = 3600  # a final fit claimed by a process on another host is taken to be lost after this long
+
+
+def final_fit_running(record: dict) -> bool:
+    """Whether a final fit's claim (study attr FINAL) is held by a process that still runs it."""
     if record.get("state") != "RUNNING":
-        return True
-    return is_alive(record.get("owner", {})) is False
+        return False
+    alive = is_alive(record.get("owner", {}))
+    if alive is None:  # another host: trust the claim for a while
+        return time.time() - record.get("since", 0) <= REMOTE_CLAIM_SECONDS
+    return alive
+
+
+def _final_fit_gone(study: optuna.Study) -> bool:
+    return not final_fit_running(study.user_attrs.get(FINAL) or {})
 
 
 def _writer_gone(trial: FrozenTrial, now: datetime.datetime) -> bool:

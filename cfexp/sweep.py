@@ -82,8 +82,10 @@ def study_name(experiment: str, spec: StudySpec) -> str:
     return f"{experiment}/{spec.name}"
 
 
-def check_data(experiment, storage, key: DataKey) -> None:
-    """Refuse, before anything is written, a sweep whose existing studies hold other data (cfexp.data_key)."""
+def existing_studies(experiment, storage, key: DataKey) -> list[tuple[StudySpec, optuna.Study]]:
+    """The experiment's studies that exist, each checked to hold these data: one of other data is refused in one
+    line (cfexp.data_key), before anything is written."""
+    found = []
     for spec in experiment.sweep.studies:
         name = study_name(experiment.name, spec)
         try:
@@ -91,6 +93,8 @@ def check_data(experiment, storage, key: DataKey) -> None:
         except KeyError:
             continue
         data_key.check_study(name, study.user_attrs.get(data_key.ATTR), key, bool(study.trials))
+        found.append((spec, study))
+    return found
 
 
 class Sweep:

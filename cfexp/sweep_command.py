@@ -89,7 +89,7 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         track.preflight(track.tracking_uri())  # both stores are checked before either is created
     store = study_store.open_store(args.storage)
     if not helper:
-        sweep.check_data(experiment, store.storage, key)
+        sweep.existing_studies(experiment, store.storage, key)
     started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)

@@ -209,19 +209,14 @@ class Stores:
 
     def model(self, run_id: str):
         """The logged RatingPredictor of a run, or None if that run logged no model."""
-        return load_predictor(run_id)
+        import mlflow.pyfunc
 
-
-def load_predictor(run_id: str):
-    """The RatingPredictor a run logged, or None if it logged no model."""
-    import mlflow.pyfunc
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
-        except Exception:  # MLflow raises several kinds for "no model here"
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return mlflow.pyfunc.load_model(f"runs:/{run_id}/model").unwrap_python_model().predictor
+            except Exception:  # MLflow raises several kinds for "no model here"
+                return None
 
 
 def _final(runs, trial: int) -> Final | None:
