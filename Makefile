@@ -51,8 +51,9 @@ bench-scale: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench --suite scale $(ARGS)
 
-# `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment; WORKERS=N runs N processes.
-WORKERS ?= 1
+# `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment; WORKERS=N runs N processes
+# (two by default: on two cores they finish the default sweep about 1.3× as fast as one, BENCHMARKS.md).
+WORKERS ?= 2
 sweep: $(STAMP)
 	$(BIN)/cfexp sweep $(EXP) --workers $(WORKERS) $(ARGS)
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from cfexp.data import TensorPart
-from cfexp.fitting import FitResult, Recipe, StopTraining, evaluate, notify
+from cfexp.fitting import FitResult, Recipe, evaluate, notify, one_epoch_fit
 from cfexp.modules import BiasModel, Popularity
 
 
@@ -63,12 +63,4 @@ def fit(model: nn.Module, train: TensorPart, val: TensorPart, recipe: Recipe, ca
         "seconds": time.perf_counter() - started,
         "train_seconds": fitted - started,
     }
-    result.history.append(metrics)
-    result.best_epoch = 0
-    try:
-        notify(callbacks, "on_epoch_end", 0, metrics)
-    except StopTraining as stop:
-        result.status, result.reason = "stopped", str(stop)
-    result.seconds = time.perf_counter() - started
-    notify(callbacks, "on_fit_end", result)
-    return result
+    return one_epoch_fit(result, metrics, callbacks, started)

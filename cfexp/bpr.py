@@ -18,11 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from cfexp.data import TensorPart
-from cfexp.fitting import BestEpoch, FitResult, Recipe, StopTraining, notify
+from cfexp.fitting import BestEpoch, FitResult, Recipe, StopTraining, end_ranked_fit, notify, ranked_epoch_end
 from cfexp.modules import EmbeddingBPR
 from cfexp.train import make_optimizer, one_cycle
-
-JUDGED_BY = "ndcg_at_"  # the ranking metric (at the protocol's k) that picks the best epoch
 
 
 def _epoch(model: EmbeddingBPR, optimizer, scheduler, users, positives, negatives, batch_size, row_l2) -> float:
@@ -77,21 +75,8 @@ def fit(model: EmbeddingBPR, train: TensorPart, val: TensorPart, recipe: Recipe,
                 "seconds": seconds,
                 "train_seconds": seconds,  # no val MSE to compute: the epoch is all training
             }
-            result.history.append(metrics)
-            if not math.isfinite(train_loss):
-                result.status, result.reason = "diverged", f"loss became {train_loss} at epoch {epoch} (lr {lr:g})"
-            notify(callbacks, "on_epoch_end", epoch, metrics)  # the ranking callback adds ndcg_at_k and the rest
-            if result.status == "diverged":
-                break
-            score = next((v for k, v in metrics.items() if k.startswith(JUDGED_BY)), -math.inf)
-            if best.update(epoch, score, model) and recipe.patience and epoch - best.epoch >= recipe.patience:
-                result.reason = f"early stop at epoch {epoch}: no better NDCG since epoch {best.epoch}"
+            if ranked_epoch_end(result, best, metrics, model, callbacks, recipe.patience):
                 break
     except StopTraining as stop:
         result.status, result.reason = "stopped", str(stop)
-    result.best_epoch = best.epoch
-    if best.state is not None and result.status != "diverged":
-        model.load_state_dict(best.state)
-    result.seconds = time.perf_counter() - started
-    notify(callbacks, "on_fit_end", result)
-    return result
+    return end_ranked_fit(result, best, model, callbacks, started)

@@ -4,6 +4,7 @@ the FitResult it returns, the best epoch it keeps, the device it runs on, and th
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -120,6 +121,49 @@ class BestEpoch:
                 self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return False
         return True
+
+
+def one_epoch_fit(result: FitResult, metrics: dict, callbacks: Sequence, started: float) -> FitResult:
+    """End a closed-form fit reported as one epoch: record it, tell the callbacks (which may stop it), finish."""
+    result.history.append(metrics)
+    result.best_epoch = 0
+    try:
+        notify(callbacks, "on_epoch_end", 0, metrics)
+    except StopTraining as stop:
+        result.status, result.reason = "stopped", str(stop)
+    result.seconds = time.perf_counter() - started
+    notify(callbacks, "on_fit_end", result)
+    return result
+
+
+RANKED_BY = "ndcg_at_"  # the ranking metric (at the protocol's k) that picks a ranking model's best epoch
+
+
+def ranked_epoch_end(result: FitResult, best: BestEpoch, metrics: dict, model: nn.Module, callbacks, patience) -> bool:
+    """Record a ranking model's epoch and tell the callbacks (the runner's ranking callback adds ndcg_at_k to the
+    metrics); True when training ends here: diverged, or no better NDCG for `patience` epochs."""
+    epoch, train_loss = metrics["epoch"], metrics["train_loss"]
+    result.history.append(metrics)
+    if not math.isfinite(train_loss):
+        result.status, result.reason = "diverged", f"loss became {train_loss} at epoch {epoch}"
+    notify(callbacks, "on_epoch_end", epoch, metrics)
+    if result.status == "diverged":
+        return True
+    score = next((v for k, v in metrics.items() if k.startswith(RANKED_BY)), -math.inf)
+    if best.update(epoch, score, model) and patience and epoch - best.epoch >= patience:
+        result.reason = f"early stop at epoch {epoch}: no better NDCG since epoch {best.epoch}"
+        return True
+    return False
+
+
+def end_ranked_fit(result: FitResult, best: BestEpoch, model: nn.Module, callbacks, started: float) -> FitResult:
+    """Finish a ranking model's fit with its best epoch's weights (where kept and it did not diverge)."""
+    result.best_epoch = best.epoch
+    if best.state is not None and result.status != "diverged":
+        model.load_state_dict(best.state)
+    result.seconds = time.perf_counter() - started
+    notify(callbacks, "on_fit_end", result)
+    return result
 
 
 def notify(callbacks: Sequence, hook: str, *args) -> None:

@@ -9,9 +9,20 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from cfexp.ease import EASE
 from cfexp.errors import UserError
+from cfexp.ials import ImplicitMF
 from cfexp.inits import Init
-from cfexp.modules import BayesianMF, BiasModel, EmbeddingBPR, EmbeddingDot, EmbeddingDotBias, EmbeddingNN, Popularity
+from cfexp.modules import (
+    BayesianMF,
+    BayesianSVDpp,
+    BiasModel,
+    EmbeddingBPR,
+    EmbeddingDot,
+    EmbeddingDotBias,
+    EmbeddingNN,
+    Popularity,
+)
 
 # ---------------------------------------------------------------- search space (plain data, no optuna here)
 
@@ -75,6 +86,8 @@ TRAINERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "gibbs": (SGD_ONLY, SGD_RECIPE),  # cfexp.gibbs.fit: a sampler, no lr and no optimizer
     "closed_form": (SGD_ONLY | {"n_factors"}, SGD_RECIPE | {"init", "epochs", "y_range", "seed"}),  # cfexp.baselines
     "bpr": (frozenset(), frozenset({"lazy_sgd", "y_range"})),  # cfexp.bpr.fit: ranking loss, cfexp.train's optimizers
+    "ials": (SGD_ONLY, SGD_RECIPE | {"y_range"}),  # cfexp.ials.fit: alternating least squares
+    "ease": (SGD_ONLY | {"n_factors"}, SGD_RECIPE | {"init", "epochs", "y_range", "seed"}),  # cfexp.ease: closed form
 }
 
 BASE_SPACE = {
@@ -154,6 +167,23 @@ def _bpmf(n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0,
     return BayesianMF(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin)
 
 
+@register(
+    "bsvdpp",
+    init="normal(0, 0.3)",
+    trainer="gibbs",
+    epoch_cost=0.3,
+    space={
+        "n_factors": Param("int", 4, 32, log=True),
+        "noise_precision": Param("float", 1.2, 3.0, log=True),
+    },
+)
+def _bsvdpp(
+    n_users, n_movies, n_factors, y_range, sparse, *, noise_precision=2.0, learn_noise=False, burn_in=4, thin=1
+):
+    """Bayesian SVD++ by Gibbs sampling (Rendle et al. 2019): BPMF plus each user's implicit set of train movies."""
+    return BayesianSVDpp(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin)
+
+
 @register("mean", init="constant(0)", uses_y_range=False, trainer="closed_form", epoch_cost=0.01)
 def _mean(n_users, n_movies, n_factors, y_range, sparse):
     """The global mean rating of the training set, for every pair (a baseline)."""
@@ -191,6 +221,53 @@ def _popular(n_users, n_movies, n_factors, y_range, sparse):
 def _bpr(n_users, n_movies, n_factors, y_range, sparse):
     """Bayesian personalised ranking (Rendle et al. 2009): u · m + movie bias, trained on sampled negatives."""
     return EmbeddingBPR(n_users, n_movies, n_factors)
+
+
+@register(
+    "ease",
+    init="constant(0)",
+    uses_y_range=False,
+    trainer="ease",
+    epoch_cost=0.5,
+    rates=False,
+    space={"l2": Param("float", 10.0, 3000.0, log=True), "positives": Param("categorical", choices=(0.0, 4.0))},
+)
+def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=0.0, max_items=0):
+    """EASE (Steck 2019): a movie × movie matrix in closed form; ranks only (the top-N floor)."""
+    return EASE(n_users, n_movies, l2, positives, max_items)
+
+
+@register(
+    "ials",
+    init="uniform(0, 0.01)",  # the `implicit` package's
+    uses_y_range=False,
+    trainer="ials",
+    epoch_cost=0.1,
+    rates=False,
+    space={
+        "n_factors": Param("int", 16, 256, log=True),
+        "reg": Param("float", 1e-4, 1e-1, log=True),
+        "alpha": Param("float", 0.3, 30.0, log=True),
+        "positives": Param("categorical", choices=(0.0, 4.0)),
+    },
+)
+def _ials(
+    n_users,
+    n_movies,
+    n_factors,
+    y_range,
+    sparse,
+    *,
+    alpha=1.0,
+    reg=1e-3,
+    reg_exponent=1.0,
+    positives=0.0,
+    rated=False,
+    solver="cg",
+    cg_steps=3,
+):
+    """Implicit ALS (Hu, Koren and Volinsky 2008) with frequency-scaled regularization; ranks only."""
+    return ImplicitMF(n_users, n_movies, n_factors, alpha, reg, reg_exponent, positives, rated, solver, cg_steps)
 
 
 def get_variant(name: str) -> Variant:

@@ -160,6 +160,11 @@ class BayesianMF(EmbeddingModel):
         return res.clamp_(*self.y_range)
 
 
+class BayesianSVDpp(BayesianMF):
+    """Bayesian SVD++ (cfexp.svdpp samples it). Fitted, its user rows hold each user's factors plus their implicit
+    part (|N(u)|^-½ Σ y over the user's training movies), so that it predicts as BayesianMF does."""
+
+
 class EmbeddingNN(EmbeddingModel):
     """fastai's EmbeddingNN idea: concatenated embeddings → MLP → sigmoid into y_range."""
 

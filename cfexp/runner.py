@@ -9,18 +9,26 @@ from functools import cached_property
 import torch
 from torch import nn
 
-from cfexp import baselines, bpr, gibbs
+from cfexp import baselines, bpr, ease, gibbs, ials
 from cfexp import data as cfdata
 from cfexp.config import RunConfig
 from cfexp.data import Ratings, Split, TensorPart
 from cfexp.errors import UserError
 from cfexp.fitting import Callback, FitResult, Recipe, evaluate, resolve_device
+from cfexp.implicit_data import free_bytes
 from cfexp.inits import Init
 from cfexp.models import build_model, get_variant
 from cfexp.ranking import Protocol, RankingCallback, RankingData
 from cfexp.train import fit
 
-TRAINERS = {"sgd": fit, "gibbs": gibbs.fit, "closed_form": baselines.fit, "bpr": bpr.fit}
+TRAINERS = {
+    "sgd": fit,
+    "gibbs": gibbs.fit,
+    "closed_form": baselines.fit,
+    "bpr": bpr.fit,
+    "ease": ease.fit,
+    "ials": ials.fit,
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,17 @@ def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
             f"run {run.name!r}: {run.epochs} Gibbs sweep(s) keep no draw after burn_in = {model.burn_in}; "
             "give it more epochs or a shorter burn_in"
         )
+    check_memory(model, data.device)
     return model
+
+
+def check_memory(model: nn.Module, device: torch.device) -> None:
+    """Refuse, in one line, a model whose fit needs more memory than the device has free."""
+    need = getattr(model, "fit_bytes", None)
+    if need is not None:
+        available = free_bytes(device)
+        if need() > available:
+            raise UserError(model.too_big(available))
 
 
 def fit_run(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cfexp import data, fitting, gibbs, models, runner
+from cfexp import data, fitting, gibbs, gibbs_sampler, models, runner
 from cfexp.config import resolve_run
 from cfexp.errors import UserError
 
@@ -33,7 +33,7 @@ def test_sums_from_sparse_products_equal_the_sums_over_ratings(small):
     """The sampler's Gram matrices, Σ t p and Σ t² (sparse products) against the same sums taken rating by rating."""
     ratings, tr, _ = small
     centred = tr.ratings - tr.ratings.mean()
-    side = gibbs._Side(tr.movies, tr.users, centred, (ratings.n_movies, ratings.n_users))
+    side = gibbs_sampler.Side(tr.movies, tr.users, centred, (ratings.n_movies, ratings.n_users))
     partner_rows = torch.randn(ratings.n_users, 5, dtype=torch.float32)
     gram, products, squares = side.conditional(partner_rows)
     p = torch.cat([partner_rows[:, :-1], torch.ones(ratings.n_users, 1)], 1)[tr.users]
@@ -62,7 +62,7 @@ def test_a_row_is_drawn_around_its_regularized_least_squares_solution(small):
     gram = torch.tensor([[[4.0, 1.0], [1.0, 3.0]]]).repeat(4000, 1, 1)
     products = torch.tensor([[2.0, -1.0]]).repeat(4000, 1)
     prior = (np.array([0.5, 0.0]), np.eye(2))
-    draws = gibbs._draw_rows(gram, products, prior, 2.0, gen)
+    draws = gibbs_sampler.draw_rows(gram, products, prior, 2.0, gen)
     precision = np.eye(2) + 2.0 * gram[0].numpy()
     mean = np.linalg.solve(precision, 2.0 * products[0].numpy() + prior[0])
     np.testing.assert_allclose(draws.mean(0).numpy(), mean, atol=0.02)
