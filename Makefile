@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test lint format bench bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -40,7 +40,13 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench $(ARGS)
 	$(BIN)/python -m cfexp.bench --suite protocol
+	$(BIN)/python -m cfexp.bench --suite floors
 	$(BIN)/python -m cfexp.bench --suite samplers
+
+# The floors alone (a few minutes): ials beside implicit's ALS, ease beside numpy's, bsvdpp beside bpmf.
+bench-floors: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python -m cfexp.bench --suite floors
 
 # The sampler comparison alone (about 30 minutes here): which sampler the default sweep uses, and why.
 bench-samplers: $(STAMP)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cfexp import bench_peers, bench_scale
+from cfexp import bench_floors, bench_peers, bench_scale
 from cfexp.bench_protocol import measure_baseline, measure_protocol
 from cfexp.bench_report import write_benchmarks
 from cfexp.bench_samplers import measure_samplers
@@ -47,6 +47,11 @@ SUITES = {
         "protocol": lambda args: measure_protocol(args.device),
     },
     "samplers": {"samplers": lambda args: measure_samplers(args.device)},
+    "floors": {
+        "floors-ials": lambda args: bench_floors.measure_ials(args.device),
+        "floors-ease": lambda args: bench_floors.measure_ease(args.device),
+        "floors-bayes": lambda args: bench_floors.measure_bayes(args.device),
+    },
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
 }
 MEASURES = {name: measure for suite in SUITES.values() for name, measure in suite.items()}

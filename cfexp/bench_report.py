@@ -18,7 +18,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-SUITE_ORDER = ("default", "protocol", "samplers", "scale")
+SUITE_ORDER = ("default", "protocol", "floors", "samplers", "scale")
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
     "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
@@ -41,6 +41,9 @@ def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -
 
     sections = {"default": _default_section, "samplers": samplers_section, "scale": scale_section}
     sections["protocol"] = protocol_section
+    from cfexp.bench_floors import floors_section
+
+    sections["floors"] = floors_section
     body = sections[suite](r)
     parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
     parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])
