@@ -1,11 +1,12 @@
 """`make bench-scale`: cfexp on 25 million ratings (a synthetic file shaped like ml-25m), beside LensKit's biased
-ALS and Surprise's SVD on the same file, each measurement in its own process.
+ALS, Surprise's SVD and implicit's ALS on the same file, each measurement in its own process.
 
 Every run reads the same CSV, splits it the lesson's way (20% validation, seed 42) and measures: loading and
 encoding; one epoch of the fast SGD recipe at batch 65,536 (training only; the evaluation pass is timed apart);
-one Gibbs sweep of bpmf at rank 20; and the evaluation pass over the validation set. The peers: LensKit 2025.8.1's
-BiasedMFScorer (ALS, rank 20, one epoch) with its own data loading and batch prediction, and Surprise's SVD for
-one epoch with its trainset and `test`.
+one Gibbs sweep of bpmf at rank 20; one iALS epoch; and the evaluation pass over the validation set. The peers:
+LensKit 2025.8.1's BiasedMFScorer (ALS, rank 20, one epoch) with its own data loading and batch prediction,
+Surprise's SVD for one epoch with its trainset and `test`, and implicit's ALS for one iteration at the iALS
+epoch's settings.
 """
 
 from __future__ import annotations
@@ -107,6 +108,41 @@ def measure_gibbs(path: str) -> dict:
     return {**_fit_once(path, run), "n_factors": RANK}
 
 
+IALS_AT_SCALE = {"n_factors": 64, "reg": 0.01, "alpha": 1.0, "positives": 4.0, "cg_steps": 3}
+
+
+def measure_ials(path: str) -> dict:
+    """One iALS epoch (every user's row, then every movie's, by 3 CG steps) at the floors part's settings."""
+    s = IALS_AT_SCALE
+    options = {k: s[k] for k in ("reg", "alpha", "positives", "cg_steps")} | {"reg_exponent": 0.0}
+    run = {"variant": "ials", "n_factors": s["n_factors"], "schedule": "constant", "epochs": 1, "lr": 1.0}
+    return {**_fit_once(path, {**run, "options": options}), **s}
+
+
+def measure_implicit(path: str) -> dict:
+    """implicit's AlternatingLeastSquares for one iteration on the same positives and confidences (1 + α), the
+    user × item matrix built from cfexp's encoding first (timed apart)."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    from cfexp import data
+
+    s = IALS_AT_SCALE
+    ratings = data.load_ratings(path)
+    frame = ratings.frame
+    train = data.split_rows(len(frame)).train
+    started = time.perf_counter()
+    keep = train[frame.rating.to_numpy()[train] >= s["positives"]]
+    users, movies = frame.user.to_numpy()[keep], frame.movie.to_numpy()[keep]
+    confidence = np.full(len(keep), 1.0 + s["alpha"], np.float32)
+    matrix = sp.csr_matrix((confidence, (users, movies)), shape=(ratings.n_users, ratings.n_movies))
+    built = time.perf_counter()
+    model = AlternatingLeastSquares(factors=s["n_factors"], regularization=s["reg"], alpha=1.0, iterations=1)
+    model.cg_steps = s["cg_steps"]
+    model.fit(matrix, show_progress=False)
+    return {"epoch_seconds": time.perf_counter() - built, "setup_seconds": built - started, "positives": len(keep)}
+
+
 def _frames(path: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     started = time.perf_counter()
     frame = pd.read_csv(path, usecols=["userId", "movieId", "rating"], engine="pyarrow")
@@ -175,4 +211,6 @@ MEASURES = {
     "scale-gibbs": measure_gibbs,
     "scale-lenskit": measure_lenskit,
     "scale-surprise": measure_surprise,
+    "scale-ials": measure_ials,
+    "scale-implicit": measure_implicit,
 }

@@ -33,14 +33,18 @@ class Comparison:
     t_p: float  # the corrected resampled t-test's
     wilcoxon_p: float  # NaN where Wilcoxon cannot reject at these folds
     folds: int
+    low: float = math.nan  # the lead's 95% interval, with the same corrected variance as the test
+    high: float = math.nan
 
     def sentence(self) -> str:
-        """E.g. "bpmf beats dot_bias_sigmoid by 0.019 ± 0.004 MSE (corrected paired t-test p = 0.001, 5 folds)"."""
+        """E.g. "bpmf beats dot_bias_sigmoid by 0.019 ± 0.004 MSE, 95% interval [0.012, 0.026] (corrected paired
+        t-test p = 0.001, 5 folds)"."""
         what = "MSE" if self.metric == "mse" else self.metric.replace("_at_", "@")
         verdict = "beats" if self.t_p < 0.05 else "is not significantly better than"
         wilcoxon = f", Wilcoxon {_p(self.wilcoxon_p)}" if math.isfinite(self.wilcoxon_p) else ""
+        interval = f", 95% interval [{self.low:.4f}, {self.high:.4f}]" if math.isfinite(self.low) else ""
         return (
-            f"{self.best} {verdict} {self.other} by {self.lead:.4f} ± {self.lead_sd:.4f} {what} "
+            f"{self.best} {verdict} {self.other} by {self.lead:.4f} ± {self.lead_sd:.4f} {what}{interval} "
             f"(corrected paired t-test {_p(self.t_p)}{wilcoxon}, {self.folds} folds)"
         )
 
@@ -98,6 +102,7 @@ def compare_with_best(folds: pd.DataFrame, metric: str) -> list[Comparison]:
                 corrected_t(lead),
                 _wilcoxon(lead) if wilcoxon_floor(len(lead)) < 0.05 else math.nan,
                 len(lead),
+                *corrected_interval(lead),
             )
         )
     return found
@@ -123,6 +128,16 @@ def corrected_t(differences: np.ndarray) -> float:
         return 0.0 if mean != 0 else math.nan
     t = mean / math.sqrt((1 / k + 1 / (k - 1)) * variance)
     return float(2 * stats.t.sf(abs(t), k - 1))
+
+
+def corrected_interval(differences: np.ndarray) -> tuple[float, float]:
+    """The 95% interval of the mean difference with the corrected test's variance (what its p-value inverts)."""
+    k = len(differences)
+    if k < 2:
+        return math.nan, math.nan
+    mean = float(differences.mean())
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, k - 1) * math.sqrt((1 / k + 1 / (k - 1)) * differences.var(ddof=1))
+    return mean - half, mean + half
 
 
 def _wilcoxon(differences: np.ndarray) -> float:

@@ -75,8 +75,18 @@ def _verdict(studies: list[Study], ranked: list[Study], ndcg: str, reported, whe
                 f"{len(below)} of the {len(rating)} rating models rank below plain popularity "
                 f"({fmt(reported(popular))}): a model fitted to observed ratings learns how much a user "
                 "likes what they chose to watch, not what they will choose, so it scores obscure movies that few "
-                "rated highly. A model trained to rank (BPR) learns the choice itself."
+                "rated highly. A model trained on the choices themselves (BPR, iALS, EASE) learns what users pick."
             )
+    floor = next((st for st in ranked if st.variant == "ease"), None)  # the closed-form top-N floor
+    if floor is not None and floor is not top:
+        above = ranked[: ranked.index(floor)]
+        lines.append(
+            f"Above the closed-form floor, EASE ({fmt(reported(floor))}): "
+            + ", ".join(f"{st.label} ({fmt(reported(st))})" for st in above)
+            + f"; the other {len(ranked) - len(above) - 1} rank below it."
+        )
+    elif floor is not None:
+        lines.append("No study ranks above the closed-form floor, EASE: every other model is below it.")
     return " ".join(lines)
 
 
