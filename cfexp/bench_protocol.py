@@ -76,7 +76,8 @@ def measure_protocol(device: str = "cpu") -> dict:
                 found[key] = {"error": error}
                 continue
             evaluation = json.loads((Path(tmp) / f"{key}.json").read_text())
-            found[key] = {"wall": wall, "folds": evaluation["folds"], "test_lead": evaluation.get("test_lead")}
+            found[key] = {"wall": wall, "test_lead": evaluation.get("test_lead")}
+            found[key]["comparisons"] = evaluation.get("comparisons", [])
     return found
 
 
@@ -139,7 +140,10 @@ def protocol_section(r: dict) -> list[str]:
             lines.append(
                 f"Champion against runner-up on the test split: {lead['champion']} against {lead['runner_up']}, "
                 f"lead {lead['lead']:.4f} MSE, 95% bootstrap interval over {lead['users']} test users "
-                f"[{lead['low']:.4f}, {lead['high']:.4f}]."
+                f"[{lead['low']:.4f}, {lead['high']:.4f}], paired permutation test "
+                f"p = {lead.get('p', float('nan')):.3g}."
             )
+        runner_up = [c for c in part.get("comparisons", []) if c["metric"] == "mse"][:1]
+        lines += [f"On the folds, by MSE: {c['sentence']}." for c in runner_up]
         lines.append("")
     return lines

@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
         if lead is not None:
             tracker.log_metrics(table.attrs["run_id"], {"test_lead": lead.lead, "test_lead_low": lead.low})
             tracker.log_metrics(table.attrs["run_id"], {"test_lead_high": lead.high, "test_lead_users": lead.users})
+            tracker.log_metrics(table.attrs["run_id"], {"test_lead_p": lead.p})
             tracker.set_tags(table.attrs["run_id"], {"cfexp.test_lead": lead.sentence()})
     finally:
         tracker.close()
@@ -104,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
             data.summary(ratings, split),
             [],
             folds=json_safe(table.to_dict("records")),
+            comparisons=json_safe([{**c.__dict__, "sentence": c.sentence()} for c in comparisons(table, protocol)]),
             test_lead=lead.as_dict() if lead else None,
             nested=args.nested,
             seconds=time.perf_counter() - started,
@@ -179,6 +181,12 @@ def _scored(tracker, parent, experiment, spec, run, trial, fold, quiet, fit) -> 
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if math.isfinite(v))
         print(f"  fold {fold} {spec.name}: {shown} ({result.seconds:.1f} s)", file=sys.stderr, flush=True)
     return {"study": spec.name, "variant": run.variant, "fold": fold, **metrics}
+
+
+def comparisons(table: pd.DataFrame, protocol: Protocol) -> list[evaluation_stats.Comparison]:
+    """The best study against every other, by fold MSE and by the ranking metric."""
+    metrics = [m for m in ("mse", f"ndcg_at_{protocol.k}") if m in table and not table[m].isna().all()]
+    return [c for metric in metrics for c in evaluation_stats.compare_with_best(table, metric)]
 
 
 def print_evaluation(table: pd.DataFrame, protocol: Protocol, seconds: float, nested: bool = False) -> None:

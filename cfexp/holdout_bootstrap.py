@@ -4,7 +4,8 @@ lower the champion's test MSE is.
 Both are the studies' final models as logged (refit on train + validation); the champion is the study with the
 lowest validation MSE and the runner-up the next one (selection never looks at test). A test user is the unit that
 is resampled, with all their test ratings, so that the interval holds for new users like these (scipy's bootstrap,
-BCa, 95%).
+BCa, 95%). The p-value is a paired permutation test over the same users: each user's two models' errors swapped at
+random (scipy's permutation_test), two-sided.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ class ChampionLead:
     low: float
     high: float
     users: int
+    p: float = float("nan")  # the paired permutation test's, two-sided
 
     def sentence(self) -> str:
         verdict = "beats" if self.low > 0 else "is not clearly better than"
+        if self.lead < 0 and self.high < 0:
+            verdict = "is beaten by"
         return (
             f"on the test split, {self.champion} {verdict} {self.runner_up} by {self.lead:.4f} MSE "
-            f"(95% bootstrap interval over {self.users} test users [{self.low:.4f}, {self.high:.4f}])"
+            f"(95% bootstrap interval over {self.users} test users [{self.low:.4f}, {self.high:.4f}]; "
+            f"paired permutation test p = {self.p:.3g})"
         )
 
     def as_dict(self) -> dict:
@@ -68,7 +73,18 @@ def champion_lead(
         random_state=np.random.default_rng(seed),
     )
     interval = found.confidence_interval
-    return ChampionLead(champion, runner_up, float(lead(a, b, n)), float(interval.low), float(interval.high), len(both))
+    swapped = stats.permutation_test(
+        (a, b),
+        lambda a, b, axis=-1: lead(a, b, n, axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        random_state=np.random.default_rng(seed),
+    )
+    return ChampionLead(
+        champion, runner_up, float(lead(a, b, n)), float(interval.low), float(interval.high), len(both),
+        float(swapped.pvalue),
+    )  # fmt: skip
 
 
 def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | None:

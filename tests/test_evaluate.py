@@ -95,6 +95,9 @@ def test_intervals_and_tests_are_scipys():
     assert stats.wilcoxon(d).pvalue == pytest.approx(evaluation_stats.wilcoxon_floor(5))
     assert "0.0625" in evaluation_stats.wilcoxon_note(5) and evaluation_stats.wilcoxon_note(6) is None
     assert comparison.sentence().startswith(f"a beats b by {d.mean():.4f} ± ")
+    half = stats.t.ppf(0.975, 4) * np.sqrt((1 / 5 + 1 / 4) * d.var(ddof=1))  # the interval the test inverts
+    assert (comparison.low, comparison.high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert comparison.low > 0 and f"95% interval [{comparison.low:.4f}, {comparison.high:.4f}]" in comparison.sentence()
     assert "corrected paired t-test" in comparison.sentence() and "5 folds" in comparison.sentence()
     # a ranking metric: higher is better
     ranked = folds.assign(ndcg_at_10=folds.mse)

@@ -261,6 +261,7 @@ def test_evaluate_leaves_the_test_split_alone_and_bootstraps_the_champions_lead(
     summary = json.loads(Path("e.json").read_text())
     lead = summary["test_lead"]
     assert {lead["champion"], lead["runner_up"]} == {"a", "b"} and lead["low"] <= lead["lead"] <= lead["high"]
+    assert 0 < lead["p"] <= 1 and "paired permutation test p = " in out
     rows = {row["study"]: row for row in json.loads(Path("e.json").read_text())["folds"]}
     assert set(rows) == {"a", "b", "popular"}
     assert main(["evaluate", str(small), "--folds", "2", "--nested", "--quiet", "--summary", "n.json"]) == 0
