@@ -93,7 +93,7 @@ def measure_ease(device: str) -> dict:
         weights = inverse / -np.diag(inverse)
         weights[np.diag_indices_from(weights)] = 0.0
         seconds = time.perf_counter() - started
-        found[f"positives>={positives:g}"] = {
+        found["every rating" if positives == 0 else f"ratings ≥ {positives:g}"] = {
             "cfexp": {"ndcg_at_10": result.ranking["ndcg_at_10"], "seconds": ours},
             "numpy": {"ndcg_at_10": _ndcg((x @ weights).astype(np.float32), tensors), "seconds": seconds},
         }
