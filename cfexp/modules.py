@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+PAIR_CHUNK = 1 << 24  # (user, movie, hidden unit) activations an MLP's ranking builds at once (64 MB of float32)
+
 
 def _sigmoid_range(x: torch.Tensor, y_range: tuple[float, float] | None, in_place: bool = False) -> torch.Tensor:
     """x squashed into y_range (x itself without one); `in_place` overwrites x, where x needs no gradient."""
@@ -183,6 +185,20 @@ class EmbeddingNN(EmbeddingModel):
 
     def score(self, u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         return _sigmoid_range(self.mlp(torch.cat([u, m], 1)).squeeze(1), self.y_range)
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Every (user, movie) score of the given users and movies, for ranking (in eval mode: no dropout). The first
+        layer on [u; m] is W_u u + W_m m + b, so each side is projected once instead of once per pair."""
+        first, last = self.mlp[1], self.mlp[4]
+        f = self.u.embedding_dim
+        user_side = torch.addmm(first.bias, self.u(users), first.weight[:, :f].T)
+        movie_side = self.m(movies) @ first.weight[:, f:].T
+        chunk = max(1, PAIR_CHUNK // (len(movies) * first.out_features))  # users whose hidden layer fits at once
+        scores = torch.empty(len(users), len(movies), device=user_side.device)
+        for start in range(0, len(users), chunk):
+            hidden = (user_side[start : start + chunk, None, :] + movie_side[None]).relu_()
+            scores[start : start + chunk] = hidden @ last.weight[0] + last.bias
+        return _sigmoid_range(scores, self.y_range, in_place=True)
 
 
 class BiasModel(nn.Module):

@@ -86,3 +86,15 @@ def test_analytic_jacobian_matches_autograd(variant):
     slope = torch.ones_like(pred) if slope is None else slope
     assert torch.allclose(pred, score)
     assert torch.allclose(jac * torch.cat([slope, slope]).unsqueeze(1), torch.cat([u.grad, m.grad]), atol=1e-6)
+
+
+def test_the_mlps_ranking_scores_equal_its_pairwise_forward():
+    """EmbeddingNN's score_matrix (each side projected once) gives what its forward gives pair by pair."""
+    torch.manual_seed(0)
+    model = models.build_model(
+        "nn", 7, 11, n_factors=5, y_range=(0.5, 5.0), options={"hidden": 9, "dropout": 0.3}
+    ).eval()
+    users, movies = torch.tensor([0, 3, 6]), torch.tensor([10, 2, 5, 0])
+    with torch.no_grad():
+        pairwise = model(users.repeat_interleave(4), movies.repeat(3)).view(3, 4)
+        torch.testing.assert_close(model.score_matrix(users, movies), pairwise, rtol=1e-5, atol=1e-5)
