@@ -35,8 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         print("cfexp: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except Exception as exc:
+        from cfexp.study_store import StoreDown
         from cfexp.track import TrackingError
 
+        if isinstance(exc, StoreDown):
+            print(f"cfexp: error: {redact(exc)}; what was written is kept, rerun the same command", file=sys.stderr)
+            return 1
         if not isinstance(exc, TrackingError):
             raise
         print(
@@ -100,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--user", type=int, required=True, help="the userId to recommend for")
     recommend.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     _model_args(recommend)
+    recommend.add_argument("--storage", help="the Optuna storage the sweep used, reconciled first (default as sweep)")
     recommend.set_defaults(handler=cmd_recommend)
 
     serve = sub.add_parser("serve", help="serve a registered model over HTTP on loopback (default: the champion)")
@@ -270,7 +275,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from cfexp import study_store, track
+    from cfexp import reconcile, study_store, track
     from cfexp.config import load_experiment
     from cfexp.report import build_report
 
@@ -278,7 +283,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = study_store.open_store(args.storage)
     if store.missing:
         raise UserError(f"no Optuna journal at {store.shown}: run cfexp sweep {args.experiment} first")
-    folder = build_report(experiment, store.storage, Path(args.out), args.user)
+    folder = build_report(
+        experiment, store.storage, Path(args.out), args.user, lambda name: reconcile.on_open(store, name)
+    )
     name = folder.name  # the experiment's name on these data (cfexp.data_key)
     tracker = track.Tracker(name)
     run_id = tracker.start_run("report", {}, {"cfexp.experiment": name, "cfexp.role": "report"})

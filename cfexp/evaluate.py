@@ -23,7 +23,7 @@ import optuna
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from cfexp import data, data_key, evaluation_stats, runner, study_store, track
+from cfexp import data, data_key, evaluation_stats, reconcile, runner, study_store, track
 from cfexp.config import RunConfig
 from cfexp.data import Split
 from cfexp.errors import UserError
@@ -83,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
     splits = folds_of(searchable, folds, experiment.eval.seed)
     track.preflight(track.tracking_uri())
     tracker = track.Tracker(experiment.name)
+    reconcile.on_open(store, experiment.name, tracker)
     started = time.perf_counter()
     try:
         table = _run_folds(args, experiment, ratings, protocol, splits, chosen, tracker, key)

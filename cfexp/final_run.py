@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from optuna.trial import FrozenTrial
 
-from cfexp import refit, runner
+from cfexp import faults, refit, runner
 from cfexp.data_key import ATTR as DATA_ATTR
 from cfexp.processes import this_process
 from cfexp.recovery import (
@@ -62,31 +62,32 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
         DATA_ATTR: key.key,
     }
     child = tracker.start_run(run.name, params, tags, parent_id=outcome.parent_id)
+    claim = {"trial": best.number, "state": "RUNNING", "owner": this_process(), "since": time.time()}
+    study.set_user_attr(FINAL, {**claim, "run_id": child})  # so that a reconciler tells this run from a lost one
     logger = tracker.epoch_logger(child)
     try:
         model, result, scores = refit.fit_final(run, holdout, epochs, [logger])
     except BaseException as exc:
         logger.flush()
-        tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": f"{type(exc).__name__}: {exc}"})
-        tracker.finish(child, "KILLED")
+        tracker.end_run(child, "FAIL", {"cfexp.fail_reason": f"{type(exc).__name__}: {exc}"}, "KILLED")
         raise
     logger.flush()
     if result.status == "diverged":
-        tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": result.reason})
-        tracker.finish(child, "FAIL")
-        study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": result.reason})
+        study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": result.reason, "run_id": child})
+        tracker.end_run(child, "FAIL", {"cfexp.fail_reason": result.reason})
         return None
     selection = {f"selection_{k}": v for k, v in outcome.selection_scores(best).items()}
     tracker.log_metrics(child, {**scores, **selection, "seconds": result.seconds}, step=len(result.history))
     tracker.log_artifacts(child, params, result.history)
     tracker.log_model(child, recommender_for(model, holdout.ratings))
-    tracker.set_tags(child, {"optuna.state": "COMPLETE"})
-    tracker.finish(child, "COMPLETE")
     errors = tracker.wait(child)  # the study records its final model only once the run and model are written
     if errors:
         study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": f"tracking: {errors[0]}"})
+        tracker.end_run(child, "FAIL", {"cfexp.fail_reason": f"tracking: {errors[0]}"}, "KILLED")
         return None
     record = {"trial": best.number, "state": "COMPLETE", "run_id": child, "epochs": epochs}
     record.update({"seconds": result.seconds, **scores})
-    study.set_user_attr(FINAL, record)
+    study.set_user_attr(FINAL, record)  # the commit point; the run's end comes after it
+    faults.point("final")
+    tracker.end_run(child, "COMPLETE")
     return record

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import optuna
 import torch
 
-from cfexp import fitting, recovery, runner
+from cfexp import faults, fitting, recovery, runner
 from cfexp.config import RunConfig
 from cfexp.data_key import ATTR as DATA_ATTR
 from cfexp.errors import UserError
@@ -109,6 +109,7 @@ class Objective:
             child = self.tracker.start_run(run.name, runner.params(run), tags, parent_id=self.parent_id)
         except TrackingError as exc:
             raise TrialLost(f"tracking failed: {exc}") from None
+        faults.point("run")
         trial.set_user_attr("mlflow_run_id", child)
         logger = self.tracker.epoch_logger(child)
         callbacks = [logger, Pruning(trial, self.spec.objective)] + ([progress.epochs(run)] if progress else [])
@@ -134,7 +135,7 @@ class Objective:
             trial.set_user_attr("best_val_loss", result.best_val_loss)
             trial.set_user_attr("best_epoch", result.best_epoch)
             trial.set_user_attr("ranking", result.ranking)
-        self.tracker.close_run(child, runner.params(run), result, verdict, reason)
+        self.tracker.log_outcome(child, runner.params(run), result, verdict, reason)
         errors = self.tracker.wait(child)  # Optuna hears the verdict only once the run is safely written
         if errors:
             self.tracker.set_tags(child, {"optuna.state": "FAIL", "cfexp.fail_reason": f"tracking: {errors[0]}"})

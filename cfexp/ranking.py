@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cfexp import faults
 from cfexp.data import Ratings, TensorPart
 
 SCORE_BLOCK = 1 << 24  # users × movies scored at once by a model's score_matrix (64 MB of float32)
@@ -123,6 +124,7 @@ def evaluate(model: nn.Module, data: RankingData) -> dict[str, float]:
     totals = torch.zeros(len(METRICS), dtype=torch.float64, device=data.users.device)
     discount = 1.0 / torch.log2(torch.arange(k, device=data.users.device, dtype=torch.float64) + 2)
     for start in range(0, len(data.users), block):
+        faults.point("ranking")
         users = data.users[start : start + block]
         scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
         scores += data.candidate_penalty  # -inf on the movies no one rated in training, in one pass

@@ -57,6 +57,8 @@ def main(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise UserError(f"-k must be >= 1, got {args.k}")
+    if not args.model:
+        _reconcile(args.experiment, args.storage)
     uri, provenance = (args.model, "") if args.model else default_model(args.experiment)
     model = load_recommender(uri)
     try:
@@ -73,3 +75,13 @@ def main(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_colwidth", 60, "display.width", 120):
         print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
+
+
+def _reconcile(experiment: str, storage: str | None) -> None:
+    """The experiment's stores made to agree before its champion is read (cfexp.reconcile)."""
+    import os
+
+    from cfexp import reconcile, study_store
+
+    if storage or os.environ.get("CFEXP_STORAGE") or study_store.DEFAULT_JOURNAL.exists():
+        reconcile.on_open(study_store.open_store(storage), experiment)

@@ -9,6 +9,7 @@ advisory lock for PostgreSQL (pg_advisory_lock) or MySQL (GET_LOCK), so that it 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import tempfile
 import time
@@ -22,7 +23,7 @@ import optuna
 from filelock import FileLock
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 
 from cfexp.errors import UserError
 from cfexp.redact import first_line, redact
@@ -34,6 +35,9 @@ MAX_RETRIES = 3  # a trial lost this many times (its process killed every time) 
 LOCK_SECONDS = 600
 SQLITE_BUSY_SECONDS = 60
 SCHEMA_ATTEMPTS = 5  # opening a fresh RDB that another process is creating the schema of
+# A database that stops answering (restarted, failed over) is waited for this long, call by call, before the sweep
+# stops in one line; what was written before stays, and the same command resumes.
+PATIENCE_SECONDS = float(os.environ.get("CFEXP_STORE_PATIENCE", 120))
 ADVISORY_KEY = 0x63666578  # "cfex": the one advisory lock cfexp takes in a database
 
 # For the whole process, and so for every Optuna API cfexp uses that Optuna still calls experimental (heartbeats,
@@ -69,6 +73,59 @@ def _holding(distribution, value):
 
 
 RETRY = RetryLostTrial(max_retry=MAX_RETRIES)
+
+
+class StoreDown(Exception):
+    """The study database stopped answering for longer than PATIENCE_SECONDS."""
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """A database that cannot be reached now (a restart, a dropped connection), as opposed to a bad request."""
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+    if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+        return True
+    return isinstance(cause, OperationalError | InterfaceError)
+
+
+def patiently(call: Callable, shown: str):
+    """`call`, retried while the database cannot be reached, for up to PATIENCE_SECONDS."""
+
+    @functools.wraps(call)
+    def patient(*args, **kwargs):
+        deadline = None
+        while True:
+            try:
+                return call(*args, **kwargs)
+            except Exception as exc:
+                if not _connection_lost(exc):
+                    raise
+                deadline = deadline or time.monotonic() + PATIENCE_SECONDS
+                if time.monotonic() > deadline:
+                    raise StoreDown(
+                        f"the study store {shown} did not answer for {PATIENCE_SECONDS:.0f} s ({first_line(exc)})"
+                    ) from None
+                time.sleep(1.0)
+
+    return patient
+
+
+# Every RDBStorage call that reaches the database (the rest are settings and schema management).
+DATABASE_CALLS = [
+    name
+    for name, member in vars(optuna.storages.RDBStorage).items()
+    if callable(member)
+    and not name.startswith("_")
+    and name not in ("remove_session", "upgrade", "get_heartbeat_interval", "get_heartbeat_stale_trial_callback")
+    and "version" not in name
+] + ["_get_stale_trial_ids"]  # what optuna.storages.fail_stale_trials asks
+
+
+def patient_storage(storage: optuna.storages.RDBStorage, shown: str) -> optuna.storages.RDBStorage:
+    """The storage, its database calls waiting out a database that restarts (still an RDBStorage, so that Optuna
+    caches it and runs its heartbeat as on any RDB)."""
+    for name in DATABASE_CALLS:
+        setattr(storage, name, patiently(getattr(storage, name), shown))
+    return storage
 
 
 @dataclass
@@ -130,6 +187,7 @@ def _rdb(url: str) -> StudyStore:
                 grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=RETRY,
             )
+            storage = patient_storage(storage, shown)
             break
         except Exception as exc:  # SQLAlchemy raises many kinds for a bad URL or an unreachable server
             # ... and two processes (or machines) creating the schema of a fresh database at once: PostgreSQL refuses
@@ -142,13 +200,13 @@ def _rdb(url: str) -> StudyStore:
         database = make_url(url).database or "optuna.db"
         lock = FileLock(f"{database}.cfexp-lock", timeout=LOCK_SECONDS)
         return StudyStore(storage, shown, lambda: lock)
-    return StudyStore(storage, shown, lambda: _advisory_lock(storage, backend))
+    return StudyStore(storage, shown, lambda: _advisory_lock(storage, backend, shown))
 
 
 @contextmanager
-def _advisory_lock(storage: optuna.storages.RDBStorage, backend: str) -> Iterator[None]:
+def _advisory_lock(storage: optuna.storages.RDBStorage, backend: str, shown: str) -> Iterator[None]:
     """A lock held in the database itself, so that processes on several machines serialise on it."""
-    with storage.engine.connect() as connection:
+    with patiently(storage.engine.connect, shown)() as connection:
         if backend == "postgresql":
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
         else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cfexp import runner
+from cfexp import faults, runner
 from cfexp.final_run import final_of
 from cfexp.objective import Objective
 from cfexp.processes import is_alive
@@ -29,6 +29,7 @@ class StudyOutcome:
     objective: Objective
     seconds: float = 0.0
     final_seconds: float = 0.0  # what this process spent on the study's final fit
+    working: bool = False  # this process has claimed a trial or made the final fit (the parent shows RUNNING)
 
     @property
     def final(self) -> dict | None:
@@ -38,7 +39,7 @@ class StudyOutcome:
     def selection_scores(self, best: FrozenTrial) -> dict[str, float]:
         """The best trial's validation figures: what selected it."""
         mse = best_val_loss(best)
-        scores = {"val_loss": mse, "val_rmse": self.best_rmse(best)} if math.isfinite(mse) else {}
+        scores = {"val_loss": mse, "val_rmse": best_rmse(best)} if math.isfinite(mse) else {}
         scores.update({f"val_{k}": v for k, v in best.user_attrs.get("ranking", {}).items() if k != "ranked_users"})
         return scores
 
@@ -47,18 +48,7 @@ class StudyOutcome:
         return self.objective.records
 
     def counts(self) -> dict[str, int]:
-        states = [t.state for t in self.study.get_trials(deepcopy=False)]
-        return {
-            "complete": states.count(TrialState.COMPLETE),
-            "pruned": states.count(TrialState.PRUNED),
-            "failed": states.count(TrialState.FAIL),
-        }
-
-    def best_rmse(self, best: FrozenTrial) -> float:
-        """The val RMSE at the best trial's best epoch."""
-        history = [h for h in best.user_attrs.get("history", []) if math.isfinite(h.get("val_loss", math.nan))]
-        at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
-        return at_best.get("val_rmse", math.sqrt(best_val_loss(best)))
+        return counts_of(self.study)
 
     def row(self) -> dict:
         """One line of the sweep's closing table."""
@@ -70,7 +60,7 @@ class StudyOutcome:
             "objective": self.spec.objective,
             "best_value": best.value if best else None,
             "best_val_loss": mse if math.isfinite(mse) else None,
-            "best_val_rmse": self.best_rmse(best) if math.isfinite(mse) else None,
+            "best_val_rmse": best_rmse(best) if math.isfinite(mse) else None,
             **(best.user_attrs.get("ranking", {}) if best else {}),
             **{k: v for k, v in (self.final or {}).items() if k.startswith("test_")},
             "final_run_id": (self.final or {}).get("run_id"),
@@ -82,10 +72,31 @@ class StudyOutcome:
         }
 
     def best(self) -> FrozenTrial | None:
-        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not done:
-            return None
-        return (min if self.spec.direction == "minimize" else max)(done, key=lambda t: t.value)
+        return best_of(self.study)
+
+
+def best_of(study: optuna.Study) -> FrozenTrial | None:
+    """The study's best complete trial (None before one completes)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        return None
+    return (min if study.direction == optuna.study.StudyDirection.MINIMIZE else max)(done, key=lambda t: t.value)
+
+
+def counts_of(study: optuna.Study) -> dict[str, int]:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return {
+        "complete": states.count(TrialState.COMPLETE),
+        "pruned": states.count(TrialState.PRUNED),
+        "failed": states.count(TrialState.FAIL),
+    }
+
+
+def best_rmse(best: FrozenTrial) -> float:
+    """The val RMSE at the best trial's best epoch."""
+    history = [h for h in best.user_attrs.get("history", []) if math.isfinite(h.get("val_loss", math.nan))]
+    at_best = min(history, key=lambda h: h["val_loss"]) if history else {}
+    return at_best.get("val_rmse", math.sqrt(best_val_loss(best)))
 
 
 def best_val_loss(trial: FrozenTrial) -> float:
@@ -97,34 +108,45 @@ def best_val_loss(trial: FrozenTrial) -> float:
 
 
 def summarise(outcome: StudyOutcome, tracker: Tracker) -> None:
-    """The parent run gets the best trial's params (as tags) and metrics, the counts and Optuna's figures, and ends."""
-    best = outcome.best()
-    counts = outcome.counts()
+    """The study's parent run summarised and ended by the sweep: the study is then done (`DONE`)."""
+    summarise_parent(outcome.study, tracker, outcome.parent_id, done=True)
+
+
+def summarise_parent(study: optuna.Study, tracker: Tracker, parent_id: str, done: bool = False) -> None:
+    """The parent run gets the best trial's params (as tags) and metrics, the counts and Optuna's figures, and ends.
+
+    Its writes are waited for, then `done` marks the study DONE in Optuna, and only then does the parent end: a
+    kill in between leaves a RUNNING parent, which the next command's reconciliation summarises again."""
+    best = best_of(study)
+    counts = counts_of(study)
     metrics = {f"trials_{k}": v for k, v in counts.items()}
-    tags = {"optuna.state": "COMPLETE" if best else "FAIL"}
+    tags = {}
     if best is not None:
         metrics["best_value"] = best.value
         mse = best_val_loss(best)
         if math.isfinite(mse):
-            metrics.update({"best_val_loss": mse, "best_val_rmse": outcome.best_rmse(best)})
+            metrics.update({"best_val_loss": mse, "best_val_rmse": best_rmse(best)})
         metrics.update({k: v for k, v in best.user_attrs.get("ranking", {}).items() if k != "ranked_users"})
         tags.update({f"best.{k}": v for k, v in best.params.items()})
         tags.update({"best.trial": best.number, "best.mlflow_run_id": best.user_attrs.get("mlflow_run_id")})
-        final = outcome.final
+        final = final_of(study)
         if final is not None and final["trial"] == best.number:
             metrics.update({k: v for k, v in final.items() if k.startswith("test_") and k != "test_ranked_users"})
             tags["cfexp.final_run_id"] = final["run_id"]
-        _mark_best(outcome, tracker, best.user_attrs.get("mlflow_run_id"))
-    tracker.log_metrics(outcome.parent_id, metrics, step=len(outcome.study.get_trials(deepcopy=False)))
-    tracker.set_tags(outcome.parent_id, tags)
-    _log_study_figures(outcome, tracker)
-    tracker.finish(outcome.parent_id, "COMPLETE")
-    outcome.study.set_user_attr(DONE, True)
+        _mark_best(tracker, parent_id, best.user_attrs.get("mlflow_run_id"))
+    tracker.log_metrics(parent_id, metrics, step=len(study.get_trials(deepcopy=False)))
+    tracker.set_tags(parent_id, tags)
+    _log_study_figures(study, tracker, parent_id)
+    tracker.wait(parent_id)
+    if done:
+        study.set_user_attr(DONE, True)
+    faults.point("summary")
+    tracker.end_run(parent_id, "COMPLETE" if best else "FAIL")
 
 
-def _mark_best(outcome: StudyOutcome, tracker: Tracker, best_run: str | None) -> None:
+def _mark_best(tracker: Tracker, parent_id: str, best_run: str | None) -> None:
     """`cfexp.best` on the study's best run only (an earlier sweep may have marked another)."""
-    marked = tracker.search(f"tags.mlflow.parentRunId = '{outcome.parent_id}' and tags.`cfexp.best` = 'true'")
+    marked = tracker.search(f"tags.mlflow.parentRunId = '{parent_id}' and tags.`cfexp.best` = 'true'")
     for run in marked:
         if run.info.run_id != best_run:
             tracker.set_tags(run.info.run_id, {"cfexp.best": "false"})
@@ -153,14 +175,12 @@ def log_best_model(outcome: StudyOutcome, tracker: Tracker, last_out: bool) -> N
     tracker.log_model(run_id, recommender_for(model, ratings))
 
 
-def _log_study_figures(outcome: StudyOutcome, tracker: Tracker) -> None:
-    complete = outcome.counts()["complete"]
+def _log_study_figures(study: optuna.Study, tracker: Tracker, parent_id: str) -> None:
+    complete = counts_of(study)["complete"]
     if complete >= 1:
-        tracker.log_plot(
-            outcome.parent_id, _plot(outcome.study, "optimization_history"), "optuna/optimization_history.png"
-        )
-    if complete >= 2 and outcome.best().params:
-        tracker.log_plot(outcome.parent_id, _plot(outcome.study, "param_importances"), "optuna/param_importances.png")
+        tracker.log_plot(parent_id, _plot(study, "optimization_history"), "optuna/optimization_history.png")
+    if complete >= 2 and best_of(study).params:
+        tracker.log_plot(parent_id, _plot(study, "param_importances"), "optuna/param_importances.png")
 
 
 def _plot(study: optuna.Study, kind: str):

@@ -17,13 +17,13 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own heartbeat, as study.optimize runs it
 from optuna.trial import TrialState
 
-from cfexp import data_key, final_run, recovery, refit, runner, samplers
+from cfexp import data_key, faults, final_run, presence, reconcile, recovery, refit, runner, samplers
 from cfexp.data_key import DataKey
 from cfexp.errors import UserError
 from cfexp.objective import Objective, TrialFailed, TrialLost
 from cfexp.search_space import search_space
-from cfexp.study_store import StudyStore
-from cfexp.study_summary import StudyOutcome, log_best_model, summarise
+from cfexp.study_store import StoreDown, StudyStore
+from cfexp.study_summary import DONE, StudyOutcome, log_best_model, summarise
 from cfexp.sweep_config import StudySpec, SweepConfig
 from cfexp.track import Tracker, TrackingError
 
@@ -133,9 +133,9 @@ class Sweep:
 
     def run_study(self, spec: StudySpec, budget: int, timeout: float | None) -> StudyOutcome:
         started = time.monotonic()
-        outcome = self.open_study(spec)
-        space = search_space(spec)
         max_failures = spec.max_failures or self.config.max_failures or budget
+        outcome = self.open_study(spec, budget, max_failures)
+        space = search_space(spec)
         claimed = len(outcome.study.get_trials(deepcopy=False, states=CLAIMED))
         if self.progress:
             self.progress.start_study(outcome.study.study_name, max(budget - claimed, 0), claimed)
@@ -147,6 +147,8 @@ class Sweep:
                     break
                 self._run_trial(outcome, trial, space)
             self._leave(outcome)
+        except StoreDown:
+            raise  # nothing more can be written; the next command reconciles
         except BaseException:
             self._leave(outcome, interrupted=True)
             raise
@@ -167,8 +169,9 @@ class Sweep:
             found.append(StudyOutcome(spec, study, parent, self.objective(spec, name, parent)))
         return found
 
-    def open_study(self, spec: StudySpec) -> StudyOutcome:
-        """Load or create the study and its parent run, under the lock; fail what earlier processes left running."""
+    def open_study(self, spec: StudySpec, budget: int, max_failures: int) -> StudyOutcome:
+        """Load or create the study and its parent run, under the lock; reconcile what earlier processes left, and
+        enter the study (cfexp.presence)."""
         name = self.study_name(spec)
         with self.store.lock():
             study = make_study(self.config, name, spec.run.epochs, self.store.storage, spec.objective, self.key)
@@ -182,9 +185,10 @@ class Sweep:
                 | {"cfexp.role": "study", "cfexp.objective": spec.objective}
                 | ({data_key.ATTR: self.key.key, "dataset.digest": self.key.digest} if self.key else {}),
             )
-            recovery.fail_lost_trials(study, self.store.storage)
-            recovery.close_runs(study, self.tracker, parent)
-            self.tracker.reopen(parent)
+            if study.user_attrs.get(reconcile.BUDGET) != {"trials": budget, "max_failures": max_failures}:
+                study.set_user_attr(reconcile.BUDGET, {"trials": budget, "max_failures": max_failures})
+            reconcile.reconcile_study(study, self.store.storage, self.tracker, parent, parent=False)
+            presence.enter(study)
         return StudyOutcome(spec, study, parent, self.objective(spec, name, parent))
 
     def study_name(self, spec: StudySpec) -> str:
@@ -200,8 +204,8 @@ class Sweep:
         """The next trial of this process, or None when the budget is claimed (or too many trials failed)."""
         study = outcome.study
         with self.store.lock():
-            if recovery.fail_lost_trials(study, self.store.storage):
-                recovery.close_runs(study, self.tracker, outcome.parent_id)
+            if recovery.fail_lost_trials(study, self.store.storage, self.tracker):
+                reconcile.end_runs(study, self.tracker, outcome.parent_id)
             trials = study.get_trials(deepcopy=False)
             if sum(t.state in CLAIMED for t in trials) >= budget:
                 return None
@@ -209,6 +213,7 @@ class Sweep:
                 if self.progress:
                     self.progress.note(f"{study.study_name}: stopped after {max_failures} failed trials")
                 return None
+            presence.enter(study)  # again: a sign of life for readers on other hosts
             kind = self.config.sampler
             startup = samplers.startup_trials(budget, self.config.startup_trials)
             done = samplers.finished(kind, trials)
@@ -219,15 +224,18 @@ class Sweep:
                 # thread around each trial just as optimize does (see _heartbeat).
                 warnings.filterwarnings("ignore", message="Heartbeat of storage")
                 trial = study.ask()
+            faults.point("claim")
             recovery.own(trial)
             if self.key is not None:
                 trial.set_user_attr(data_key.ATTR, self.key.key)  # which rows the trial was fitted and judged on
             trial.set_user_attr(
                 samplers.SAMPLED, samplers.sampled_by(recovery.frozen(study, trial), kind, startup, done)
             )
+        self._working(outcome)
         return trial
 
     def _run_trial(self, outcome: StudyOutcome, trial: optuna.Trial, space) -> None:
+        """Run the trial, tell Optuna its outcome (the commit point), and only then end its MLflow run."""
         study = outcome.study
         if self.cpu is not None:
             self.cpu.apply()
@@ -235,41 +243,54 @@ class Sweep:
             with _heartbeat(trial, self.store.storage):
                 value = outcome.objective(study, trial, space, self.progress)
             frozen = study.tell(trial, value)
-            self.tracking_failures = 0
         except optuna.TrialPruned:
             frozen = study.tell(trial, state=TrialState.PRUNED)
-            self.tracking_failures = 0
         except TrialFailed:
             frozen = study.tell(trial, state=TrialState.FAIL)
-            self.tracking_failures = 0
         except TrialLost as lost:
             recovery.give_up(study, trial, str(lost))
             self.tracking_failures += 1
             if self.tracking_failures >= TRACKING_FAILURES_IN_A_ROW:
                 raise TrackingDown(f"{self.tracking_failures} trials in a row could not be tracked ({lost})") from None
-            frozen = recovery.frozen(study, trial)
+            if self.progress:
+                self.progress.on_trial(study, recovery.frozen(study, trial))
+            return
+        except StoreDown:
+            raise
         except BaseException as exc:
             recovery.give_up(study, trial, "interrupted" if isinstance(exc, KeyboardInterrupt) else repr(exc))
             raise
+        self.tracking_failures = 0
+        faults.point("told")
+        if frozen.user_attrs.get("mlflow_run_id"):
+            self.tracker.end_run(frozen.user_attrs["mlflow_run_id"], frozen.state.name)
         if self.progress:
             self.progress.on_trial(study, frozen)
 
+    def _working(self, outcome: StudyOutcome) -> None:
+        """The parent shows RUNNING while this process works in the study (claims a trial, makes its final fit)."""
+        if not outcome.working:
+            self.tracker.reopen(outcome.parent_id)
+            outcome.working = True
+
     def _leave(self, outcome: StudyOutcome, interrupted: bool = False) -> None:
-        """Log this process's best model if it is the study's best; the last process out summarises the parent."""
+        """Log this process's best model if it is the study's best; the last process out makes the study's final
+        fit and summarises the parent, when this or an earlier sweep left work to do."""
         study = outcome.study
         with self.store.lock():
-            recovery.fail_lost_trials(study, self.store.storage)
-            last_out = not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if recovery.fail_lost_trials(study, self.store.storage, self.tracker):
+                reconcile.end_runs(study, self.tracker, outcome.parent_id)
+            last_out = presence.leave(study) and not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if last_out:
-                recovery.close_runs(study, self.tracker, outcome.parent_id)
+                reconcile.end_runs(study, self.tracker, outcome.parent_id)
         if interrupted:
-            if last_out:
-                self.tracker.set_tags(outcome.parent_id, {"optuna.state": "INTERRUPTED"})
-                self.tracker.finish(outcome.parent_id, "KILLED")
+            if last_out and outcome.working:
+                self.tracker.end_run(outcome.parent_id, "INTERRUPTED")
             return
         if self.holdout is None:  # else the final run holds the study's model
             log_best_model(outcome, self.tracker, last_out)
-        if last_out:
+        if last_out and self._unfinished(outcome):
+            self._working(outcome)
             started = time.perf_counter()
             record = final_run.make_final(outcome, self.tracker, self.holdout, self.store.lock, self.key)
             if record:
@@ -277,6 +298,16 @@ class Sweep:
                 if self.progress:
                     self.progress.on_final(outcome.study.study_name, record, outcome.final_seconds)
             summarise(outcome, self.tracker)
+
+    def _unfinished(self, outcome: StudyOutcome) -> bool:
+        """Whether the study has work left for its last process: trials this process ran, a final fit to make, or
+        a summary an earlier sweep did not finish."""
+        study, best = outcome.study, outcome.best()
+        if outcome.working or not study.user_attrs.get(DONE):
+            return True
+        if self.holdout is not None and best is not None and final_run.needs_final(study, best):
+            return True
+        return self.tracker.get_run(outcome.parent_id).info.status == "RUNNING"
 
 
 def _heartbeat(trial: optuna.Trial, storage) -> AbstractContextManager:

@@ -59,7 +59,19 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _sweep(args, experiment, device: str, helpers) -> int:
-    from cfexp import data, data_key, refit, runner, search_space, study_store, sweep, track, worker_processes, workers
+    from cfexp import (
+        data,
+        data_key,
+        reconcile,
+        refit,
+        runner,
+        search_space,
+        study_store,
+        sweep,
+        track,
+        worker_processes,
+        workers,
+    )
     from cfexp.cpu_share import CpuShare
     from cfexp.progress import SweepProgress
     from cfexp.ranking import Protocol
@@ -93,10 +105,14 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     started = time.perf_counter()  # the wall includes opening the tracking store, which counts as tracking
     tracker = track.Tracker(experiment.name)
     tracker.set_dataset(ratings.frame[["userId", "movieId", "rating"]], ratings.source, ratings.source, ratings.digest)
-    if helpers:
-        helpers.go()
     label = f"w{args.worker_index or 0}" if args.workers > 1 else ""
     progress = SweepProgress(args.quiet, label=label, bars=args.workers == 1 and not args.no_bars)
+    if not helper:  # every study of the experiment, the finished ones too, before any worker opens one
+        reconciled = reconcile.reconcile_experiment(store, tracker, experiment.name)
+        if reconciled:
+            progress.note(reconciled.sentence())
+    if helpers:
+        helpers.go()
     if experiment.name != named and not helper:
         progress.note(f"the data differ from {args.experiment}'s: this sweep is experiment {experiment.name}")
     plan = workers.Plan.for_sweep(len(experiment.sweep.studies), args.workers)

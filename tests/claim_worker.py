@@ -16,7 +16,7 @@ def main(path: str, start_at: float, budget: int) -> int:
     tracker = track.Tracker(experiment.name)
     runs = sweep.Sweep(experiment, tensors, tracker, study_store.open_store(None))
     time.sleep(max(0.0, start_at - time.time()))
-    outcome = runs.open_study(experiment.sweep.studies[0])
+    outcome = runs.open_study(experiment.sweep.studies[0], budget, budget)
     claimed = 0
     while (trial := runs.claim(outcome, budget, max_failures=budget)) is not None:
         time.sleep(0.05)  # a (very) short trial

@@ -25,13 +25,18 @@ td:first-child,th:first-child,td:nth-child(2),td:nth-child(3){text-align:left}im
 h2{border-bottom:1px solid #ddd;margin-top:2em}"""
 
 
-def build_report(experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: int | None = None) -> Path:
-    """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder."""
+def build_report(
+    experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: int | None = None, on_open=None
+) -> Path:
+    """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder. `on_open(name)` is called once
+    the experiment's name on its data is known, before the stores are read (the CLI reconciles them there)."""
     stores = Stores(storage)
     ratings = data.load_ratings(experiment.data.ratings)
     split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
     key = data_key.data_key(ratings, experiment)
     experiment = data_key.named_for_data(experiment, key)
+    if on_open is not None:
+        on_open(experiment.name)
     studies = stores.studies(experiment.name)
     if not studies:
         raise UserError(f"no sweep of {experiment.name!r} in {stores.client.tracking_uri}: run cfexp sweep first")

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from mlflow.entities import Metric
 
+from cfexp import faults
+
 if TYPE_CHECKING:
     from cfexp.track.tracker import Tracker  # which makes these loggers (Tracker.epoch_logger)
 
@@ -26,6 +28,7 @@ class EpochLogger:
         self.flushed = time.monotonic()
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        faults.point("training")
         now = int(time.time() * 1000)
         keys = [k for k in metrics if k in self.KEYS or "_at_" in k]  # the ranking metrics, when computed
         self.pending += [Metric(k, float(metrics[k]), now, epoch) for k in keys if math.isfinite(metrics[k])]

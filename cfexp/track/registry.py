@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from cfexp import faults
+
 CHAMPION = "champion"
 DATA_TAG = "cfexp.data"  # the short key of the data a version was fitted and scored on
 
@@ -47,6 +49,7 @@ def register_if_better(
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
+    faults.point("registration")
     strings = {k: str(v) for k, v in {**tags, "cfexp.value": value}.items() if v is not None}
     # MLflow 3 keeps a logged model apart from its run's artifacts: the version's source is the model itself
     return client.create_model_version(
@@ -86,6 +89,7 @@ def crown(client: MlflowClient, experiment: str, study: str) -> ModelVersion | N
     for other in client.search_registered_models(f"name LIKE '{experiment}.%'"):
         if other.name != name and CHAMPION in (other.aliases or {}):
             client.delete_registered_model_alias(other.name, CHAMPION)
+            faults.point("registration")
     if str((client.get_registered_model(name).aliases or {}).get(CHAMPION)) != str(latest.version):
         client.set_registered_model_alias(name, CHAMPION, latest.version)
     return latest

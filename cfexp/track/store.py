@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
+from mlflow.exceptions import MlflowException, RestException
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -33,6 +33,11 @@ MIN_FREE_MB = 10
 ATTEMPTS = 3  # a tracking call is tried this many times
 BACKOFF_SECONDS = (0.5, 1.5)  # the waits between tries
 PERMANENT = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST"}
+# How a server that is down (or whose database is) shows through MLflow's client, once its own retries are spent.
+UNREACHABLE = ("Max retries exceeded", "Connection refused", "Connection aborted", "RemoteDisconnected")
+UNREACHABLE += tuple(f"error code {code} != 200" for code in (500, 502, 503, 504))
+# A store that stops answering is waited for this long, call by call (as the study database is: study_store).
+PATIENCE_SECONDS = float(os.environ.get("CFEXP_STORE_PATIENCE", 120))
 
 
 class TrackingError(Exception):
@@ -159,15 +164,32 @@ def _check_server(uri: str) -> None:
 
 
 def retrying(call, *args, **kwargs):
-    """`call(*args, **kwargs)`, tried ATTEMPTS times with a backoff; the last failure is raised as TrackingError."""
-    for attempt in range(ATTEMPTS):
+    """`call(*args, **kwargs)`, tried ATTEMPTS times with a backoff; a store that cannot be reached (a tracking server
+    or its database restarting) is waited for up to PATIENCE_SECONDS. The last failure is raised as TrackingError."""
+    attempt, deadline = 0, None
+    while True:
         try:
             return call(*args, **kwargs)
-        except MlflowException as exc:
-            if exc.error_code in PERMANENT or attempt == ATTEMPTS - 1:
-                raise TrackingError(first_line(exc)) from exc
         except Exception as exc:  # a full disk, a dropped connection, a locked database: worth another try
-            if attempt == ATTEMPTS - 1:
+            if isinstance(exc, MlflowException) and exc.error_code in PERMANENT:
                 raise TrackingError(first_line(exc)) from exc
-        time.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
-    raise AssertionError("unreachable")
+            attempt += 1
+            if unreachable(exc):
+                deadline = deadline or time.monotonic() + PATIENCE_SECONDS
+                if time.monotonic() < deadline:
+                    time.sleep(min(0.5 * 2**attempt, 5.0))
+                    continue
+            elif attempt < ATTEMPTS:
+                time.sleep(BACKOFF_SECONDS[min(attempt - 1, len(BACKOFF_SECONDS) - 1)])
+                continue
+            raise TrackingError(first_line(exc)) from exc
+
+
+def unreachable(exc: Exception) -> bool:
+    """A server that does not answer, or answers that it cannot reach its own database (a restart, not a bug)."""
+    if isinstance(exc, requests.ConnectionError):
+        return True
+    text = str(exc)
+    if isinstance(exc, RestException) and "OperationalError" in text:  # the server's own database is down
+        return True
+    return any(sign in text for sign in UNREACHABLE)

@@ -19,6 +19,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from cfexp import faults
 from cfexp.errors import UserError
 from cfexp.redact import first_line
 from cfexp.track.epochs import EpochLogger
@@ -26,6 +27,7 @@ from cfexp.track.figures import learning_curve, png_of
 from cfexp.track.store import ARTIFACT_ROOT, TrackingError, is_default, open_client, retrying, tracking_uri
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING"}
+STATUS["INTERRUPTED"] = "KILLED"  # a study's parent whose sweep stopped before its budget was spent
 MAX_PARAM_LENGTH = 6000
 MODEL_TAG = "cfexp.model"  # set on a run once its model is logged: the logged model's id
 # MLflow 3's UI opens an experiment by its kind: model development opens the runs, not the GenAI overview.
@@ -67,6 +69,8 @@ class Tracker:
             self.client = open_client(self.uri)
             mlflow.set_tracking_uri(self.uri)
             self.experiment_id = self._experiment(experiment)
+            # Where MLflow puts a logged model that is given a run id but no active run (see _log_model).
+            mlflow.set_experiment(experiment_id=self.experiment_id)
             self.commit = git_commit()
             self.dataset_input: DatasetInput | None = None
 
@@ -101,6 +105,7 @@ class Tracker:
 
         def job():
             started = time.perf_counter()
+            faults.point("logging")
             try:
                 retrying(fn, *args, **kwargs)
             except TrackingError as exc:
@@ -208,7 +213,13 @@ class Tracker:
         self.later(self.client.log_batch, run_id, tags=batch, run_id=run_id)
 
     def close_run(self, run_id: str, config: dict, result, state: str, reason: str = "") -> None:
-        """Final metrics, the state tags, the artifacts, and the MLflow status for a run's FitResult (or None)."""
+        """A run's outcome (`log_outcome`) and its end (`end_run`), for a run no study keeps (cfexp train)."""
+        self.log_outcome(run_id, config, result, state, reason)
+        self.end_run(run_id, state)
+
+    def log_outcome(self, run_id: str, config: dict, result, state: str, reason: str = "") -> None:
+        """Final metrics, why it failed or was pruned, and the artifacts of a run's FitResult (or None); the run
+        stays RUNNING: a trial's run ends (`end_run`) only once Optuna holds the trial's outcome."""
         history = result.history if result is not None else []
         metrics = {}
         if history:
@@ -216,14 +227,17 @@ class Tracker:
             if result.test_loss is not None:
                 metrics["test_loss"] = result.test_loss
         self.log_metrics(run_id, metrics, step=len(history))
-        tags = {"optuna.state": state}
         if state == "FAIL":
-            tags["cfexp.fail_reason"] = reason
+            self.set_tags(run_id, {"cfexp.fail_reason": reason})
         elif state == "PRUNED":
-            tags["cfexp.pruned"] = reason
-        self.set_tags(run_id, tags)
+            self.set_tags(run_id, {"cfexp.pruned": reason})
         self.log_artifacts(run_id, config, history)
-        self.finish(run_id, state)
+
+    def end_run(self, run_id: str, state: str, tags: dict | None = None, status: str | None = None) -> None:
+        """The run's `optuna.state` (and any last tags), then its MLflow status (by default the state's): always a
+        run's last two writes."""
+        self.set_tags(run_id, {"optuna.state": state, **(tags or {})})
+        self.finish(run_id, status or state)
 
     def log_artifacts(self, run_id: str, config: dict, history: list[dict]) -> None:
         """The resolved config as JSON, the epoch history as CSV, and the learning curve as PNG."""
@@ -259,7 +273,7 @@ class Tracker:
         self.later(self.client.set_terminated, run_id, STATUS[state], run_id=run_id)
 
     def reopen(self, run_id: str) -> None:
-        """Mark a run RUNNING again (a study's parent, when a sweep resumes it)."""
+        """Mark a run RUNNING again (a study's parent, when a process works in its study again)."""
         self.later(self.client.update_run, run_id, status="RUNNING", run_id=run_id)
 
     def log_model(self, run_id: str, model) -> None:
@@ -272,15 +286,19 @@ class Tracker:
     def _log_model(self, run_id: str, model) -> None:
         import mlflow.pyfunc
         import torch
+        from mlflow.models import Model
 
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=model,
-                signature=model.signature,
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pandas", "cfexp"],
-            )
-        # start_run(run_id=...) ends the run FINISHED; that is the state a run with a model (a complete trial) has.
+        # Model.log with the run's id, not pyfunc.log_model inside start_run(run_id=...): that would set the run
+        # RUNNING and then FINISHED, and a run's status is written last, once its outcome is in Optuna.
+        info = Model.log(
+            artifact_path=None,
+            name="model",
+            flavor=mlflow.pyfunc,
+            python_model=model,
+            signature=model.signature,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "pandas", "cfexp"],
+            run_id=run_id,
+        )
         self.client.set_tag(run_id, MODEL_TAG, info.model_id)  # models:/<id> is what the registry versions
 
 
