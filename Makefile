@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test lint format bench bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ bench: $(STAMP)
 	$(BIN)/python -m cfexp.bench --suite protocol
 	$(BIN)/python -m cfexp.bench --suite floors
 	$(BIN)/python -m cfexp.bench --suite samplers
+	$(BIN)/python -m cfexp.bench --suite chaos
+
+# SIGKILL between the two stores (about 20 minutes): at least 100 kills of small sweeps at every instant of a trial's
+# life, each round checked through Optuna's and MLflow's APIs, and the default sweep killed three times.
+bench-chaos: $(STAMP)
+	$(BIN)/python -m cfexp.bench --suite chaos
 
 # The floors alone (a few minutes): ials beside implicit's ALS, ease beside numpy's, bsvdpp beside bpmf.
 bench-floors: $(STAMP)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from cfexp import bench_floors, bench_peers, bench_scale
+from cfexp import bench_chaos, bench_floors, bench_peers, bench_scale
 from cfexp.bench_protocol import measure_baseline, measure_protocol
 from cfexp.bench_report import write_benchmarks
 from cfexp.bench_samplers import measure_samplers
@@ -53,6 +53,10 @@ SUITES = {
         "floors-bayes": lambda args: bench_floors.measure_bayes(args.device),
     },
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
+    "chaos": {
+        "chaos-soak": lambda args: bench_chaos.measure_soak(),
+        "chaos-scenario": lambda args: bench_chaos.measure_scenario(),
+    },
 }
 MEASURES = {name: measure for suite in SUITES.values() for name, measure in suite.items()}
 SWEEPS = ("sweep", "sweep-pair", "sweep-workers", "sweep-repeats")

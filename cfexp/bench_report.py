@@ -18,12 +18,12 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("met" if ok else "**not met**")
 
 
-SUITE_ORDER = ("default", "protocol", "floors", "samplers", "scale")
+SUITE_ORDER = ("default", "protocol", "floors", "samplers", "scale", "chaos")
 INTRO = (
-    "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`) and `make bench-scale` (`python -m cfexp.bench "
-    "--suite scale`); each rewrites its own part below. Every figure in a part comes from one run on one machine, "
-    "each measurement in its own process (its peak resident memory is its own). These machines are noisy: compare "
-    "ratios within a run, not across runs.\n"
+    "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`), `make bench-scale` (`python -m cfexp.bench "
+    "--suite scale`) and `make bench-chaos` (`--suite chaos`); each rewrites its own part below. Every figure in a "
+    "part comes from one run on one machine, each measurement in its own process (its peak resident memory is its "
+    "own). These machines are noisy: compare ratios within a run, not across runs.\n"
 )
 
 
@@ -44,6 +44,9 @@ def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -
     from cfexp.bench_floors import floors_section
 
     sections["floors"] = floors_section
+    from cfexp.bench_chaos import chaos_section
+
+    sections["chaos"] = chaos_section
     body = sections[suite](r)
     parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
     parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])

@@ -3,6 +3,7 @@
     python -m cfexp.services start [--dir .services] [--pg-port N] [--mlflow-port N]   (make services)
     python -m cfexp.services env   [--dir .services]     the exports a sweep needs, for `eval`
     python -m cfexp.services stop  [--dir .services]     (make services-stop)
+    python -m cfexp.services stop|start --only postgres|mlflow   one service (to restart it)
 
 Both listen on loopback only. PostgreSQL comes from Debian's packages (apt-get install postgresql); it refuses to
 run as root, so as root the cluster belongs to the `postgres` user. Its password is made at the first start and
@@ -183,6 +184,10 @@ class Services:
             time.sleep(0.5)
 
     def stop(self) -> None:
+        self.stop_mlflow()
+        self.stop_postgres()
+
+    def stop_mlflow(self) -> None:
         pid_file = self.folder / "mlflow.pid"
         if pid_file.exists():
             pid = int(pid_file.read_text())
@@ -194,9 +199,19 @@ class Services:
             except ProcessLookupError:
                 pass
             pid_file.unlink()
+
+    def stop_postgres(self) -> None:
         data = self.folder / "postgres"
         if (data / "PG_VERSION").exists():
             _as_owner([str(pg_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+    def start_one(self, which: str) -> None:
+        """Start one service again (`postgres` or `mlflow`) on the ports it had."""
+        state = self.state
+        if which == "postgres":
+            self._start_postgres(state["pg_port"])
+        else:
+            self._start_mlflow(state["pg_port"], state["mlflow_port"])
 
 
 def _answers(url: str) -> bool:
@@ -212,11 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=".services", help="where the cluster, logs and password live")
     parser.add_argument("--pg-port", type=int)
     parser.add_argument("--mlflow-port", type=int)
-    parser.add_argument("--prefix", default="", help="env: a prefix for the variables' names (CI uses CFEXP_TEST_)")
+    parser.add_argument("--prefix", default="", help="env: a prefix for the variables' names")
+    parser.add_argument("--only", choices=("postgres", "mlflow"), help="start or stop only this service")
     args = parser.parse_args(argv)
     services = Services(Path(args.dir))
     try:
-        if args.action == "start":
+        if args.action == "start" and args.only:
+            services.start_one(args.only)
+        elif args.action == "stop" and args.only:
+            services.stop_mlflow() if args.only == "mlflow" else services.stop_postgres()
+        elif args.action == "start":
             services.start(args.pg_port, args.mlflow_port)
             env = services.env()
             print(f"PostgreSQL on 127.0.0.1:{services.state['pg_port']}, MLflow on {env['MLFLOW_TRACKING_URI']}")

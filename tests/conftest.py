@@ -1,4 +1,6 @@
+import os
 import shutil
+import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -6,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from cfexp import data
+from cfexp.errors import UserError
+from cfexp.services import Services, pg_bin
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +39,24 @@ def workdir(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store, under this folder
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def services():
+    """A running PostgreSQL and `mlflow server` (cfexp.services): CI's (`make services`, its folder in
+    CFEXP_TEST_SERVICES_DIR), else a throwaway pair; skipped where PostgreSQL is not installed."""
+    if os.environ.get("CFEXP_TEST_SERVICES_DIR"):
+        yield Services(Path(os.environ["CFEXP_TEST_SERVICES_DIR"]))
+        return
+    try:
+        pg_bin()
+    except UserError as exc:
+        pytest.skip(str(exc))
+    folder = Path(tempfile.mkdtemp(prefix="cfexp-test-services-"))
+    started = Services(folder)
+    try:
+        started.start()
+        yield started
+    finally:
+        started.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,14 +1,12 @@
 """Two machines, one sweep: a real PostgreSQL for the studies and a real `mlflow server` (proxied artifacts) for the
 runs. The "machines" are two processes in separate folders that share nothing but the two URLs.
 
-CI starts the services itself (.ci/run, `make services`) and passes them in CFEXP_TEST_*; elsewhere the test starts
-a throwaway pair, or is skipped where PostgreSQL is not installed."""
+CI starts the services itself (.ci/run, `make services`) and names their folder in CFEXP_TEST_SERVICES_DIR; elsewhere
+the tests start a throwaway pair (conftest's `services`), or are skipped where PostgreSQL is not installed."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -17,9 +15,6 @@ import optuna
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
-
-from cfexp.errors import UserError
-from cfexp.services import Services, pg_bin
 
 EXPERIMENT = """
 name = "{name}"
@@ -55,24 +50,10 @@ variant = "dot"
 
 
 @pytest.fixture(scope="module")
-def shared():
+def shared(services):
     """(Optuna storage URL without a password, MLflow tracking URI, the database password)."""
-    if os.environ.get("CFEXP_TEST_MLFLOW_TRACKING_URI"):
-        yield tuple(os.environ[f"CFEXP_TEST_{k}"] for k in ("CFEXP_STORAGE", "MLFLOW_TRACKING_URI", "PGPASSWORD"))
-        return
-    try:
-        pg_bin()
-    except UserError as exc:
-        pytest.skip(str(exc))
-    folder = Path(tempfile.mkdtemp(prefix="cfexp-test-services-"))
-    services = Services(folder)
-    try:
-        services.start()
-        env = services.env()
-        yield env["CFEXP_STORAGE"], env["MLFLOW_TRACKING_URI"], env["PGPASSWORD"]
-    finally:
-        services.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    env = services.env()
+    return env["CFEXP_STORAGE"], env["MLFLOW_TRACKING_URI"], env["PGPASSWORD"]
 
 
 def machine(folder: Path, name: str, tracking: str, extra_env: dict, *args: str) -> subprocess.Popen:
