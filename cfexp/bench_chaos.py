@@ -104,11 +104,18 @@ def chaos_section(r: dict) -> list[str]:
     if "kills" in scenario:
         verdict = "none" if not scenario["inconsistencies"] else "; ".join(scenario["inconsistencies"][:5])
         lines += [
-            "**The default sweep killed three times:** `cfexp sweep experiments/variants.toml --workers 2`, one of "
-            f"its processes SIGKILLed {', '.join(scenario['kills'])} after its start and then its group, then the "
-            f"same command to the end (exit {scenario['clean_exit']}, {scenario['clean_seconds']:.0f} s). "
+            "**The default sweep killed three times:** `cfexp sweep experiments/variants.toml --workers 2` started "
+            "three times, each time one of its processes (drawn) SIGKILLed and then its group, "
+            f"{_delays(scenario['kills'])} after the start; then the same command to the end "
+            f"(exit {scenario['clean_exit']}, {scenario['clean_seconds']:.0f} s). "
             f"Inconsistencies (a RUNNING run or trial, a budget not exact, a parent not one or not FINISHED, a "
             f"COMPLETE trial without its FINISHED run and metrics, a run without its trial): {verdict}.",
             "",
         ]
     return lines
+
+
+def _delays(kills: list[str]) -> str:
+    """["after 15.6 s", "after 16.7 s"] as "15.6 s and 16.7 s" (one kill per round)."""
+    shown = [k.removeprefix("after ") for k in kills]
+    return ", ".join(shown[:-1]) + f" and {shown[-1]}" if len(shown) > 1 else "".join(shown)
