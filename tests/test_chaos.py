@@ -18,7 +18,7 @@ from cfexp.chaos import LATE_PHASES, TRIAL_PHASES, Chaos, wait_for_stop, write_e
 from cfexp.consistency import inconsistencies
 
 pytestmark = pytest.mark.e2e
-TRIALS = 5
+TRIALS = 4
 
 
 def test_sigkill_at_any_instant_leaves_both_stores_agreeing(tmp_path: Path, small_dir: Path):
