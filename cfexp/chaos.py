@@ -101,7 +101,7 @@ class Chaos:
         stopped = wait_for_stop(process, timeout)
         if stopped is not None:
             stopped.send_signal(signal.SIGKILL)
-            time.sleep(self.rng.uniform(0.0, 1.0) if workers > 1 else 0.0)
+            time.sleep(self.rng.uniform(0.0, 0.5) if workers > 1 else 0.0)
         killed = stopped is not None
         return self._record(process, f"{phase}:{count}", workers, killed, started)
 
@@ -148,7 +148,7 @@ class Chaos:
         for phase in self.schedule(instants):
             for _attempt in range(3):
                 workers = self.rng.choice((1, 1, 2))  # a helper on two cores slows each start
-                kill = self.kill_after(1.0, 8.0, workers) if phase == "delay" else self.kill_at(phase, workers)
+                kill = self.kill_after(1.0, 6.0, workers) if phase == "delay" else self.kill_at(phase, workers)
                 if kill.killed:
                     break
         return self.kills

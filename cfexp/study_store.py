@@ -159,12 +159,31 @@ def _journal(path: Path) -> StudyStore:
                 pass
     except OSError as exc:
         raise UserError(f"cannot write the Optuna journal {path}: {exc.strerror or exc}") from None
-    # An absolute path: Optuna's lock is a symlink to the journal, and a relative target resolves from the link's
-    # folder, so a link left by a killed process dangled, and Optuna never took it over (its 30 s grace period
-    # watches the target's mtime).
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path.resolve())))
+    # An absolute path, so that the journal and its lock stay where they are if the process changes folder.
+    journal = str(path.resolve())
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(journal, lock_obj=KernelJournalLock(f"{journal}.flock"))
+    )
     lock = FileLock(f"{path}.cfexp-lock", timeout=LOCK_SECONDS)
     return StudyStore(storage, str(path), lambda: lock, missing)
+
+
+class KernelJournalLock:
+    """The journal's append lock as an OS file lock (flock), which the kernel releases when its holder dies.
+
+    Optuna's default symlink lock, left behind by a process killed while appending, made the next sweep wait out
+    its 30 s grace period. The journal is for processes on one machine (several machines share an RDB), where
+    flock holds."""
+
+    def __init__(self, path: str):
+        self._lock = FileLock(path, timeout=LOCK_SECONDS)
+
+    def acquire(self) -> bool:
+        self._lock.acquire()
+        return True
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 def _rdb(url: str) -> StudyStore:
