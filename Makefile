@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test lint format bench bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test test-fast test-lowest lint format bench bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -27,9 +27,18 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+# The tests that need no real sweep, server or store (under 90 s); `make test` runs these and the e2e ones.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e"
+
+# Every test at the lowest versions pyproject.toml allows (a venv of its own, .venv-lowest; not part of CI).
+test-lowest:
+	$(PYTHON) -m cfexp.lowest --venv .venv-lowest --torch-index $(TORCH_CPU_INDEX) $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -73,11 +82,12 @@ sweep: $(STAMP)
 evaluate: $(STAMP)
 	$(BIN)/cfexp evaluate $(EXP) $(ARGS)
 
-# A PostgreSQL cluster and an `mlflow server` on it, both on loopback, kept in $(SERVICES_DIR) (see README,
-# "Several machines"). PostgreSQL itself comes from Debian: apt-get install postgresql.
+# A PostgreSQL cluster and an `mlflow server` on it, kept in $(SERVICES_DIR), on loopback or on HOST=ADDRESS for other
+# machines (AUTH=1: the tracking server asks for a login); docs/scaling.md. PostgreSQL: apt-get install postgresql.
 SERVICES_DIR ?= .services
 services: $(STAMP)
-	$(BIN)/python -m cfexp.services start --dir $(SERVICES_DIR) $(if $(PG_PORT),--pg-port $(PG_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT))
+	$(BIN)/python -m cfexp.services start --dir $(SERVICES_DIR) $(if $(PG_PORT),--pg-port $(PG_PORT)) \
+		$(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT)) $(if $(HOST),--host $(HOST)) $(if $(AUTH),--auth)
 
 services-stop: $(STAMP)
 	$(BIN)/python -m cfexp.services stop --dir $(SERVICES_DIR)
@@ -96,11 +106,11 @@ SERVE_PORT ?= 5002
 serve: $(STAMP)
 	$(BIN)/cfexp serve $(if $(MODEL),--model $(MODEL)) --port $(SERVE_PORT)
 
-# optuna-dashboard on the sweep's journal (the search itself: histories, importances, parameter relations).
+# optuna-dashboard on the sweep's studies (histories, importances, parameter relations): CFEXP_STORAGE when set
+# (a shared PostgreSQL, say), else the local journal.
 DASHBOARD_PORT ?= 8080
 dashboard: $(STAMP)
-	$(BIN)/pip install -q -e ".[dashboard]"
-	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) mlruns/optuna-journal.log
+	$(BIN)/optuna-dashboard --host 127.0.0.1 --port $(DASHBOARD_PORT) $(or $(CFEXP_STORAGE),mlruns/optuna-journal.log)
 
 train: $(STAMP)
 	$(BIN)/cfexp train $(or $(EXP_TRAIN),experiments/seed_reproduction.toml)

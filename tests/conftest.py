@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cfexp import data
+from cfexp.data import ratings as data
 from cfexp.errors import UserError
-from cfexp.services import Services, pg_bin
+from cfexp.services.cluster import Services, pg_bin
 
 
 @pytest.fixture(scope="session")

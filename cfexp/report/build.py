@@ -8,14 +8,15 @@ from pathlib import Path
 import markdown
 import optuna
 
-from cfexp import data, data_key
+from cfexp.data import key as data_key
+from cfexp.data import ratings as data
 from cfexp.errors import UserError
-from cfexp.models import get_variant
 from cfexp.report import comparisons, figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
 from cfexp.report.leaderboard import leaderboard_section
 from cfexp.report.protocol import protocol_section
 from cfexp.report.sections import Section, fmt, md_table, number
+from cfexp.variants.registry import get_variant
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -206,14 +207,7 @@ def init_section(studies: list[Study], stores: Stores, folder: Path) -> Section 
 
 def _fixed_settings(st: Study) -> str:
     """The best trial's settings that the study did not tune, in the terms of the variant's trainer."""
-    params = st.best.params
-    variant = get_variant(st.variant)
-    if variant.trainer == "closed_form":
-        return "none (fitted in closed form)"
-    if variant.trainer == "gibbs":
-        kept = ", ".join(f"{k} {params.get(k, variant.options[k])}" for k in ("burn_in", "thin"))
-        return f"init {params.get('init')}, {params.get('epochs')} Gibbs sweeps, {kept}"
-    return ", ".join(f"{k} {params.get(k)}" for k in ("init", "optimizer", "batch_size", "schedule"))
+    return get_variant(st.variant).fixed_settings(st.best.params)
 
 
 def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path, user_id: int | None) -> Section | None:

@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 from mlflow import MlflowClient
 
+from cfexp import keys
 from cfexp.track import tracking_uri
 
 SEED_EXPERIMENT = "seed_reproduction"
@@ -58,7 +59,7 @@ class Study:
     history: list[dict] = field(default_factory=list)  # the best trial's epochs
     objective: str = "val_loss"  # what the study tuned: val_loss (minimised) or a ranking metric (maximised)
     final: Final | None = None  # the best trial refit on train + validation, scored once on test
-    data: str = ""  # the short key of the data it was tuned on (cfexp.data_key)
+    data: str = ""  # the short key of the data it was tuned on (cfexp.data.key)
 
     @property
     def model_run(self) -> str:
@@ -113,24 +114,24 @@ class Stores:
         if exp_id is None:
             return []
         runs = self.client.search_runs([exp_id], max_results=5000)
-        parents = [r for r in runs if r.data.tags.get("cfexp.role") == "study"]
+        parents = [r for r in runs if r.data.tags.get(keys.ROLE) == "study"]
         studies = []
         for parent in sorted(parents, key=lambda r: r.info.start_time):
             children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-            finals = [c for c in children if c.data.tags.get("cfexp.role") == "final"]
+            finals = [c for c in children if c.data.tags.get(keys.ROLE) == "final"]
             children = [c for c in children if c not in finals]
             trials = sorted((_trial(c) for c in children), key=lambda t: t.number)
             name = parent.data.tags["optuna.study"]
             study = Study(
                 name=name,
                 label=parent.info.run_name,
-                variant=parent.data.tags.get("cfexp.variant", ""),
+                variant=parent.data.tags.get(keys.VARIANT, ""),
                 init=parent.data.params.get("init", ""),
                 parent_id=parent.info.run_id,
                 trials=trials,
                 optuna_study=self._optuna(name),
-                objective=parent.data.tags.get("cfexp.objective", "val_loss"),
-                data=parent.data.tags.get("cfexp.data", ""),
+                objective=parent.data.tags.get(keys.OBJECTIVE, "val_loss"),
+                data=parent.data.tags.get(keys.DATA, ""),
             )
             key = study.objective
             done = [t for t in trials if t.state == "COMPLETE" and math.isfinite(t.value(key))]
@@ -163,7 +164,7 @@ class Stores:
         parents = self.client.search_runs(
             [exp_id],
             filter_string=(
-                f"tags.`cfexp.role` = 'evaluate' and attributes.status = 'FINISHED' and tags.`cfexp.data` = '{data}'"
+                f"tags.`{keys.ROLE}` = 'evaluate' and attributes.status = 'FINISHED' and tags.`{keys.DATA}` = '{data}'"
             ),
             order_by=["attributes.start_time DESC"],
             max_results=1,
@@ -174,9 +175,9 @@ class Stores:
             [exp_id], filter_string=f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'", max_results=5000
         )
         rows = [
-            {"study": c.data.tags["cfexp.study"], "fold": int(c.data.tags["cfexp.fold"]), **c.data.metrics}
+            {"study": c.data.tags[keys.STUDY], "fold": int(c.data.tags[keys.FOLD]), **c.data.metrics}
             for c in children
-            if "cfexp.study" in c.data.tags
+            if keys.STUDY in c.data.tags
         ]
         if not rows:
             return None
@@ -185,7 +186,7 @@ class Stores:
             table["mse"] = math.nan
         table.attrs["run_id"] = parents[0].info.run_id
         table.attrs["nested"] = parents[0].data.params.get("nested") == "True"
-        table.attrs["test_lead"] = parents[0].data.tags.get("cfexp.test_lead")
+        table.attrs["test_lead"] = parents[0].data.tags.get(keys.TEST_LEAD)
         return table
 
     def seed_runs(self) -> list[SeedRun]:
@@ -221,7 +222,7 @@ class Stores:
 
 def _final(runs, trial: int) -> Final | None:
     """The latest finished final run of the best trial."""
-    done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("cfexp.best_trial") == str(trial)]
+    done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get(keys.BEST_TRIAL) == str(trial)]
     if not done:
         return None
     run = max(done, key=lambda r: r.info.start_time)

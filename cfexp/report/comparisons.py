@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from cfexp import evaluation_stats
-from cfexp.ranking import METRICS
+from cfexp.metrics import stats as evaluation_stats
+from cfexp.metrics.ranking import METRICS
 from cfexp.report.collect import Study
 from cfexp.report.sections import Section, fmt, md_table
 

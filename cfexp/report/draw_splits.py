@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cfexp import data
-from cfexp.config import load_experiment
+from cfexp.config.experiment import load_experiment
+from cfexp.data import ratings as data
 from cfexp.report.protocol import split_sizes, splits_figure
 
 

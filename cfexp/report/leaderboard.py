@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from cfexp.models import get_variant
 from cfexp.report.collect import Study
 from cfexp.report.sections import Section, fmt, md_table
+from cfexp.variants.registry import get_variant
 
 
 def leaderboard_section(studies: list[Study]) -> Section:
@@ -31,7 +31,7 @@ def leaderboard_section(studies: list[Study]) -> Section:
             [
                 st.label,
                 st.variant,
-                st.init if get_variant(st.variant).trainer != "closed_form" else "-",
+                st.init if "init" not in get_variant(st.variant).unused_settings else "-",
                 *(tests if tested else []),
                 fmt(mse),
                 lift,

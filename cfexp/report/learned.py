@@ -7,7 +7,7 @@ import pandas as pd
 import torch
 from sklearn.decomposition import PCA
 
-from cfexp.data import Ratings
+from cfexp.data.ratings import Ratings
 
 
 def movie_factors(predictor) -> np.ndarray:

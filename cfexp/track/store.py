@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from cfexp.errors import UserError
-from cfexp.redact import first_line, redact
+from cfexp.system.redact import first_line, redact
 
 DEFAULT_DB = Path("mlruns") / "mlflow.db"  # i.e. sqlite:///mlruns/mlflow.db, artifacts under mlruns/artifacts
 ARTIFACT_ROOT = Path("mlruns") / "artifacts"

@@ -19,17 +19,17 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from cfexp import faults
+from cfexp import keys
 from cfexp.errors import UserError
-from cfexp.redact import first_line
-from cfexp.track.epochs import EpochLogger
+from cfexp.system import faults
+from cfexp.system.redact import first_line
 from cfexp.track.figures import learning_curve, png_of
 from cfexp.track.store import ARTIFACT_ROOT, TrackingError, is_default, open_client, retrying, tracking_uri
 
 STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED", "RUNNING": "RUNNING"}
 STATUS["INTERRUPTED"] = "KILLED"  # a study's parent whose sweep stopped before its budget was spent
 MAX_PARAM_LENGTH = 6000
-MODEL_TAG = "cfexp.model"  # set on a run once its model is logged: the logged model's id
+MODEL_TAG = keys.MODEL  # set on a run once its model is logged: the logged model's id
 # MLflow 3's UI opens an experiment by its kind: model development opens the runs, not the GenAI overview.
 EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_TAGS = {EXPERIMENT_KIND: "custom_model_development"}
@@ -192,14 +192,11 @@ class Tracker:
 
     def find_parent(self, study: str) -> str | None:
         """The parent run of an Optuna study, so that a resumed sweep keeps adding to it."""
-        runs = self.search(f"tags.`optuna.study` = '{study}' and tags.`cfexp.role` = 'study'", max_results=1)
+        runs = self.search(f"tags.`optuna.study` = '{study}' and tags.`{keys.ROLE}` = 'study'", max_results=1)
         return runs[0].info.run_id if runs else None
 
     def get_run(self, run_id: str) -> Run:
         return self.call(self.client.get_run, run_id)
-
-    def epoch_logger(self, run_id: str) -> EpochLogger:
-        return EpochLogger(self, run_id)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         """One batched call for all of an epoch's metrics (non-finite values are left out, as MLflow needs)."""
@@ -228,9 +225,9 @@ class Tracker:
                 metrics["test_loss"] = result.test_loss
         self.log_metrics(run_id, metrics, step=len(history))
         if state == "FAIL":
-            self.set_tags(run_id, {"cfexp.fail_reason": reason})
+            self.set_tags(run_id, {keys.FAIL_REASON: reason})
         elif state == "PRUNED":
-            self.set_tags(run_id, {"cfexp.pruned": reason})
+            self.set_tags(run_id, {keys.PRUNED: reason})
         self.log_artifacts(run_id, config, history)
 
     def end_run(self, run_id: str, state: str, tags: dict | None = None, status: str | None = None) -> None:
@@ -277,7 +274,7 @@ class Tracker:
         self.later(self.client.update_run, run_id, status="RUNNING", run_id=run_id)
 
     def log_model(self, run_id: str, model) -> None:
-        """Log a pyfunc PythonModel (cfexp.served.Recommender) with its `signature`, as the run's `model`.
+        """Log a pyfunc PythonModel (cfexp.serve.pyfunc.Recommender) with its `signature`, as the run's `model`.
 
         On the background thread, so the caller must not change `model` afterwards (the sweep hands over a copy).
         MLflow keeps the fluent API's active run per thread, so `start_run` there does not touch the caller's."""

@@ -1,0 +1,5 @@
+"""python -m cfexp.bench"""
+
+from cfexp.bench.run import main
+
+raise SystemExit(main())

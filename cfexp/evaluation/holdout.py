@@ -1,0 +1,120 @@
+"""The champion against the runner-up on the test split: a paired bootstrap interval, over test users, of how much
+lower the champion's test MSE is.
+
+Both are the studies' final models as logged (refit on train + validation); the champion is the study with the
+lowest validation MSE and the runner-up the next one (selection never looks at test). A test user is the unit that
+is resampled, with all their test ratings, so that the interval holds for new users like these (scipy's bootstrap,
+BCa, 95%). The p-value is a paired permutation test over the same users: each user's two models' errors swapped at
+random (scipy's permutation_test), two-sided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+RESAMPLES = 2000
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class ChampionLead:
+    champion: str
+    runner_up: str
+    lead: float  # runner-up's test MSE minus the champion's: > 0 when the champion is better
+    low: float
+    high: float
+    users: int
+    p: float = float("nan")  # the paired permutation test's, two-sided
+
+    def sentence(self) -> str:
+        verdict = "beats" if self.low > 0 else "is not clearly better than"
+        if self.lead < 0 and self.high < 0:
+            verdict = "is beaten by"
+        return (
+            f"on the test split, {self.champion} {verdict} {self.runner_up} by {self.lead:.4f} MSE "
+            f"(95% bootstrap interval over {self.users} test users [{self.low:.4f}, {self.high:.4f}]; "
+            f"paired permutation test p = {self.p:.3g})"
+        )
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def per_user_errors(predict, test: pd.DataFrame) -> pd.DataFrame:
+    """Each test user's summed squared error and rating count; `predict` maps (userId, movieId) rows to ratings."""
+    pairs = test[["userId", "movieId"]].to_numpy(np.int64)
+    errors = (np.asarray(predict(pairs), dtype=np.float64) - test.rating.to_numpy(np.float64)) ** 2
+    frame = pd.DataFrame({"user": test.userId.to_numpy(), "sq": errors})
+    return frame.groupby("user").sq.agg(["sum", "count"])
+
+
+def champion_lead(
+    champion: str, champ: pd.DataFrame, runner_up: str, other: pd.DataFrame, seed: int = 0
+) -> ChampionLead:
+    """The paired bootstrap over users of (runner-up's MSE − champion's MSE), each MSE over the resampled ratings."""
+    both = champ.join(other, lsuffix="_a", rsuffix="_b", how="inner")
+    a, b, n = (both[c].to_numpy() for c in ("sum_a", "sum_b", "count_a"))
+
+    def lead(a, b, n, axis=-1):
+        return (b.sum(axis) - a.sum(axis)) / n.sum(axis)
+
+    found = stats.bootstrap(
+        (a, b, n),
+        lead,
+        paired=True,
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="BCa",
+        random_state=np.random.default_rng(seed),
+    )
+    interval = found.confidence_interval
+    swapped = stats.permutation_test(
+        (a, b),
+        lambda a, b, axis=-1: lead(a, b, n, axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        random_state=np.random.default_rng(seed),
+    )
+    return ChampionLead(
+        champion, runner_up, float(lead(a, b, n)), float(interval.low), float(interval.high), len(both),
+        float(swapped.pvalue),
+    )  # fmt: skip
+
+
+def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | None:
+    """The champion's final model against the runner-up's on the test split (None with fewer than two finals).
+
+    `studies` are (StudySpec, optuna.Study) pairs of one experiment; their final models are loaded from MLflow."""
+    import math
+
+    import torch
+
+    from cfexp.search.final_run import final_of
+    from cfexp.search.study_summary import best_val_loss
+    from cfexp.serve.recommend import load_recommender
+
+    rated = []
+    for spec, study in studies:
+        final = final_of(study)
+        if final is None or spec.objective != "val_loss":
+            continue
+        best = study.get_trials(deepcopy=False)[final["trial"]]
+        if math.isfinite(best_val_loss(best)):
+            rated.append((best_val_loss(best), spec.name, final["run_id"]))
+    if len(rated) < 2:
+        return None
+    (_, champion, champion_run), (_, runner_up, runner_run) = sorted(rated)[:2]
+    test = ratings.frame.iloc[split.test][["userId", "movieId", "rating"]]
+
+    def errors(run_id: str) -> pd.DataFrame:
+        predictor = load_recommender(f"runs:/{run_id}/model").predictor
+        with torch.inference_mode():
+            return per_user_errors(lambda pairs: predictor(torch.as_tensor(pairs)).numpy(), test)
+
+    return champion_lead(champion, errors(champion_run), runner_up, errors(runner_run), seed)

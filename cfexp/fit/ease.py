@@ -1,0 +1,190 @@
+"""EASE (Steck 2019, "Embarrassingly Shallow Autoencoders"): a movie × movie weight matrix in closed form.
+
+B = I − P·diag(1/diag P) with P = (XᵀX + λI)⁻¹, where X is the users × movies matrix of training positives; a
+user's score for a movie is their row of X times that movie's column of B (B's diagonal is zero, so a movie never
+recommends itself). P comes from a Cholesky factorization of the movies × movies system, or, with fewer users than
+movies, of the users × users one through Woodbury's identity; float32 where it holds, float64 where it does not.
+Memory grows as movies²: the fit refuses, before anything is written, a catalogue that does not fit the device,
+and `max_items` keeps only the most-rated movies (the others are never recommended), as the paper does for large
+catalogues. It ranks only: it predicts no ratings.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from cfexp.data.implicit import Positives, check_threshold, free_bytes, gigabytes
+from cfexp.data.ratings import TensorPart
+from cfexp.errors import UserError
+from cfexp.fit.common import FitResult, Recipe, notify, one_epoch_fit
+
+SOLVE_COPIES = 3  # the Gram matrix, its Cholesky factor and the inverse live at once (float32)
+
+
+class EASE(nn.Module):
+    """Scores = the user's positives (a CSR kept with the model) times B, over the kept movies; -inf elsewhere."""
+
+    def __init__(self, n_users: int, n_movies: int, l2: float, positives: float, max_items: int):
+        super().__init__()
+        if not (isinstance(l2, int | float) and 0 < l2 < math.inf):
+            raise UserError(f"l2 (EASE's λ) must be a number > 0, got {l2!r}")
+        check_threshold(positives)
+        if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 0:
+            raise UserError(f"max_items must be an integer >= 0 (0: every movie), got {max_items!r}")
+        self.n_users, self.n_movies = n_users, n_movies
+        self.l2, self.positives, self.max_items = float(l2), float(positives), max_items
+        self.register_buffer("weights", torch.zeros(0, 0))  # B over the kept movies
+        self.register_buffer("kept", torch.zeros(0, dtype=torch.long))  # their movie codes
+        self.register_buffer("history_offsets", torch.zeros(n_users + 1, dtype=torch.long))
+        self.register_buffer("history", torch.zeros(0, dtype=torch.long))  # each user's positives, as kept columns
+
+    @property
+    def width(self) -> int:
+        """How many movies B spans: the catalogue, or the `max_items` most rated."""
+        return min(self.max_items, self.n_movies) if self.max_items else self.n_movies
+
+    @property
+    def dual(self) -> bool:
+        """Fewer users than movies: solve the users × users system instead (Woodbury), in a fraction of the time."""
+        return self.n_users < self.width
+
+    def fit_bytes(self) -> int:
+        if self.dual:  # B, X and (λI + XXᵀ)⁻¹X (float64)
+            return (self.width**2 + 3 * self.n_users * self.width) * 4
+        return SOLVE_COPIES * self.width**2 * 4
+
+    def too_big(self, available: int) -> str:
+        """Why the fit cannot run with `available` bytes free, in one line."""
+        fitting = int(math.sqrt(available / (SOLVE_COPIES * 4)))
+        return (
+            f"ease needs {gigabytes(self.fit_bytes())} for its {self.width:,} × {self.width:,} movie matrices "
+            f"and {gigabytes(available)} is free: set max_items "
+            f"(at most about {fitting:,} fit) to keep only the most-rated movies"
+        )
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return torch.full(users.shape, math.nan, device=self.weights.device)
+
+    def score_matrix(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """The users' scores for the movies: their positives (a sparse block) times B, then the kept columns."""
+        starts, stops = self.history_offsets[users], self.history_offsets[users + 1]
+        lengths = stops - starts
+        crow = torch.zeros(len(users) + 1, dtype=torch.long, device=users.device)
+        crow[1:] = torch.cumsum(lengths, 0)
+        within = torch.arange(int(crow[-1]), device=users.device) - torch.repeat_interleave(crow[:-1], lengths)
+        columns = self.history[torch.repeat_interleave(starts, lengths) + within]
+        ones = torch.ones(len(columns), device=users.device)
+        block = torch.sparse_csr_tensor(crow, columns, ones, (len(users), len(self.kept)), check_invariants=False)
+        kept_scores = block @ self.weights
+        scores = torch.full((len(users), self.n_movies), -math.inf, device=users.device)
+        scores[:, self.kept] = kept_scores
+        return scores[:, movies]
+
+    def set_fitted(self, weights: torch.Tensor, kept: torch.Tensor, positives: Positives, kept_column) -> None:
+        self.weights, self.kept = weights.float(), kept
+        column = kept_column[positives.movies]
+        inside = column >= 0
+        users, column = positives.users[inside], column[inside]
+        order = torch.argsort(users * len(kept) + column)
+        counts = torch.bincount(users, minlength=self.n_users)
+        self.history_offsets = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+        self.history = column[order]
+
+
+def kept_movies(train: TensorPart, n_movies: int, width: int) -> torch.Tensor:
+    """The movies rated in training, at most the `width` rated most often (ties: lower code), in code order."""
+    counts = torch.bincount(train.movies, minlength=n_movies)
+    order = torch.argsort(-counts, stable=True)[: min(width, int((counts > 0).sum()))]
+    return torch.sort(order).values
+
+
+def _columns_of_b(precision: torch.Tensor) -> torch.Tensor | None:
+    """B = I − P·diag(1/diag P) from P (or any positive multiple of it), in place; None where P is not sound."""
+    diagonal = precision.diagonal().clone()
+    if not (bool(torch.isfinite(precision).all()) and bool((diagonal > 0).all())):
+        return None
+    weights = precision.div_(-diagonal)  # column j divided by -P_jj
+    weights.diagonal().zero_()
+    return weights
+
+
+def solve_primal(x: torch.Tensor, l2: float) -> tuple[torch.Tensor, bool]:
+    """B from the movies × movies system (XᵀX + λI), by Cholesky: float32 where it holds, else float64."""
+    gram = torch.sparse.mm(x.t().coalesce(), x).to_dense()  # co-occurrence counts
+    for dtype in (torch.float32, torch.float64):
+        g = gram.to(dtype)
+        g.diagonal().add_(l2)
+        factor, info = torch.linalg.cholesky_ex(g)
+        del g
+        if int(info) == 0:
+            weights = _columns_of_b(torch.cholesky_inverse(factor))
+            if weights is not None:
+                return weights.float(), dtype == torch.float64
+    raise FloatingPointError(f"XᵀX + {l2:g}·I is not positive definite even in float64")
+
+
+def solve_dual(x: torch.Tensor, l2: float) -> tuple[torch.Tensor, bool]:
+    """B by Woodbury, for fewer users than movies: λP = I − Xᵀ(λI + XXᵀ)⁻¹X, with the users × users system
+    in float64 and the movies × movies product in float32 where its diagonal stays positive (else float64)."""
+    dense = x.to_dense()
+    kernel = (dense @ dense.T).double()  # exact: integer counts below 2^24
+    kernel.diagonal().add_(l2)
+    factor, info = torch.linalg.cholesky_ex(kernel)
+    if int(info):
+        raise FloatingPointError(f"XXᵀ + {l2:g}·I is not positive definite in float64")
+    solved = torch.cholesky_solve(dense.double(), factor)  # (λI + XXᵀ)⁻¹X
+    for dtype in (torch.float32, torch.float64):
+        scaled = -(dense.T.to(dtype) @ solved.to(dtype))
+        scaled.diagonal().add_(1.0)
+        weights = _columns_of_b(scaled)
+        if weights is not None:
+            return weights.float(), dtype == torch.float64
+    raise FloatingPointError(f"(XᵀX + {l2:g}·I)⁻¹ has a diagonal that is not positive even in float64")
+
+
+@torch.no_grad()
+def fit(model: EASE, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:
+    """Fit B in closed form, as one epoch (its ranking is what the runner's ranking callback adds)."""
+    device = train.ratings.device
+    model.to(device)
+    result = FitResult(status="completed")
+    notify(callbacks, "on_fit_start", model, recipe)
+    started = time.perf_counter()
+    available = free_bytes(device)
+    if model.fit_bytes() > available:  # the memory may have gone since the sweep's checks
+        raise UserError(model.too_big(available))
+    kept = kept_movies(train, model.n_movies, model.width)
+    kept_column = torch.full((model.n_movies,), -1, dtype=torch.long, device=device)
+    kept_column[kept] = torch.arange(len(kept), device=device)
+    positives = Positives.of(train, model.positives)
+    inside = kept_column[positives.movies] >= 0
+    x = torch.sparse_coo_tensor(
+        torch.stack([positives.users[inside], kept_column[positives.movies[inside]]]),
+        torch.ones(int(inside.sum()), device=device),
+        (model.n_users, len(kept)),
+        check_invariants=False,
+    ).coalesce()
+    solve = solve_dual if model.dual else solve_primal
+    try:
+        weights, wide = solve(x, model.l2)
+    except FloatingPointError as exc:
+        result.status, result.reason = "diverged", str(exc)
+        weights, wide = torch.zeros(len(kept), len(kept), device=device), False
+    del x
+    model.set_fitted(weights, kept, positives, kept_column)
+    fitted = time.perf_counter()
+    metrics = {
+        "epoch": 0,
+        "train_loss": math.nan,
+        "val_loss": math.nan,
+        "positives": float(len(positives)),
+        "float64": float(wide),
+        "seconds": fitted - started,
+        "train_seconds": fitted - started,
+    }
+    return one_epoch_fit(result, metrics, callbacks, started)

@@ -1,0 +1,1 @@
+"""The torch modules variants are built from, and how their embeddings start."""

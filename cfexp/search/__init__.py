@@ -1,0 +1,1 @@
+"""Everything Optuna: studies, trials claimed from a shared budget, pruning, recovery, reconciliation, final fits."""

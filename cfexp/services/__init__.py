@@ -1,0 +1,1 @@
+"""Shared stores for sweeps on several machines: a PostgreSQL cluster and an mlflow server on it."""

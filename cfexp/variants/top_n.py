@@ -1,0 +1,78 @@
+"""The ranking-only variants, the floors of top-N recommendation: BPR, EASE and iALS."""
+
+from __future__ import annotations
+
+from cfexp.fit import bpr, ease, ials
+from cfexp.models.modules import EmbeddingBPR
+from cfexp.variants.registry import CLOSED_FORM_UNUSED, SGD_ONLY, SGD_RECIPE, Param, Trainer, register
+
+BPR = Trainer("bpr", bpr.fit, unused=frozenset({"lazy_sgd", "y_range"}))  # ranking loss, cfexp.fit.sgd's optimizers
+EASE = Trainer(
+    "ease",
+    ease.fit,
+    SGD_ONLY | {"n_factors"},
+    CLOSED_FORM_UNUSED,
+    settings=lambda params, options: "none (fitted in closed form)",
+)
+IALS = Trainer("ials", ials.fit, SGD_ONLY, SGD_RECIPE | {"y_range"})  # alternating least squares
+
+
+@register(
+    "bpr",
+    init="normal(0, 0.1)",
+    trainer=BPR,
+    uses_y_range=False,
+    epoch_cost=1.0,
+    rates=False,
+    space={"n_factors": Param("int", 16, 256, log=True), "lr": Param("float", 1e-3, 5e-2, log=True)},
+)
+def _bpr(n_users, n_movies, n_factors, y_range, sparse):
+    """Bayesian personalised ranking (Rendle et al. 2009): u · m + movie bias, trained on sampled negatives."""
+    return EmbeddingBPR(n_users, n_movies, n_factors)
+
+
+@register(
+    "ease",
+    init="constant(0)",
+    trainer=EASE,
+    uses_y_range=False,
+    epoch_cost=0.5,
+    rates=False,
+    space={"l2": Param("float", 10.0, 3000.0, log=True), "positives": Param("categorical", choices=(0.0, 4.0))},
+)
+def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=0.0, max_items=0):
+    """EASE (Steck 2019): a movie × movie matrix in closed form; ranks only (the top-N floor)."""
+    return ease.EASE(n_users, n_movies, l2, positives, max_items)
+
+
+@register(
+    "ials",
+    init="uniform(0, 0.01)",  # the `implicit` package's
+    trainer=IALS,
+    uses_y_range=False,
+    epoch_cost=0.1,
+    rates=False,
+    space={
+        "n_factors": Param("int", 16, 256, log=True),
+        "reg": Param("float", 1e-4, 1e-1, log=True),
+        "alpha": Param("float", 0.3, 30.0, log=True),
+        "positives": Param("categorical", choices=(0.0, 4.0)),
+    },
+)
+def _ials(
+    n_users,
+    n_movies,
+    n_factors,
+    y_range,
+    sparse,
+    *,
+    alpha=1.0,
+    reg=1e-3,
+    reg_exponent=1.0,
+    positives=0.0,
+    rated=False,
+    solver="cg",
+    cg_steps=3,
+):
+    """Implicit ALS (Hu, Koren and Volinsky 2008) with frequency-scaled regularization; ranks only."""
+    return ials.ImplicitMF(n_users, n_movies, n_factors, alpha, reg, reg_exponent, positives, rated, solver, cg_steps)
