@@ -31,9 +31,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not e2e"
 
-# Every test at the lowest versions pyproject.toml allows (a venv of its own, .venv-lowest; not part of CI).
+# Every test at the lowest version of each requirement pyproject.toml allows, in a venv of its own (not part of
+# CI: torch 2.4 comes from PyPI with its CUDA libraries, several GB). ARGS='-m "not e2e"' runs the fast ones.
+LOWEST := .venv-lowest
 test-lowest:
-	$(PYTHON) -m cfexp.lowest --venv .venv-lowest --torch-index $(TORCH_CPU_INDEX) $(ARGS)
+	$(PYTHON) -m venv $(LOWEST)
+	$(PYTHON) .ci/lowest.py > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/pip install -q -c $(LOWEST)/constraints.txt -e ".[dev,services]"
+	$(LOWEST)/bin/pip check
+	$(LOWEST)/bin/pytest -q $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

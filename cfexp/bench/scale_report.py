@@ -120,7 +120,7 @@ def scale_section(r: dict) -> list[str]:
         f"{_f(ials.get('setup_seconds'))} s).",
         "",
         "Full ranking of the final model at this size (every ranked user × every movie seen in training, in blocks "
-        'of 16M scores, never the whole matrix; README, "Evaluation protocol"), as every run does after its fit: '
+        "of 16M scores, never the whole matrix; docs/evaluation.md), as every run does after its fit: "
         f"SGD model {_f(sgd.get('ranking_seconds'))} s, bpmf {_f(gibbs.get('ranking_seconds'))} s, over "
         f"{_users(sgd.get('ranked_users'))} users (NDCG@10 after one epoch: SGD {_f(sgd.get('ndcg_at_10'), 4)}, bpmf "
         f"{_f(gibbs.get('ndcg_at_10'), 4)}).",

@@ -168,7 +168,7 @@ def lesson_val_idxs(n: int, val_pct: float = 0.2, seed: int = 42) -> np.ndarray:
 
 
 def split_rows(n: int, val_pct: float = 0.2, test_pct: float = 0.0, seed: int = 42) -> Split:
-    """Three parts of n rows (the protocol in README, "Evaluation protocol").
+    """Three parts of n rows (the protocol in docs/evaluation.md).
 
     With a test split, the test rows are fastai's get_cv_idxs(n, test_pct, seed), which at 0.2 and seed 42 are the
     lesson's validation rows, and validation is a seeded draw of val_pct of the other rows. Without one (the seed

@@ -1,6 +1,6 @@
 """Top-N ranking metrics by full ranking: NDCG@k, Recall@k, HR@k and MAP@k, batched on the model's device.
 
-The protocol (README, "Evaluation protocol"): a user's candidates are every movie seen in training that the user
+The protocol (docs/evaluation.md): a user's candidates are every movie seen in training that the user
 did not rate there (no sampled negatives: Krichene and Rendle, KDD 2020); a movie is relevant when the user rated it
 at least `relevance` in validation; users with no relevant movie are left out (and counted); ties in the score are
 broken by movieId. Recall@k is hits ÷ min(k, relevant), as is MAP@k's normaliser; NDCG@k uses binary gains and

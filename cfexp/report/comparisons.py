@@ -33,7 +33,7 @@ def ranking_section(studies: list[Study], k: int) -> Section | None:
         f"Each study's {'final model' if tested else 'best trial'}, ranked for every user over every movie seen in "
         f"training{' (train + validation)' if tested else ''} that the user did not rate there; a movie is relevant "
         f"when the user rated it at least the relevance threshold in {where} "
-        '(README, "Evaluation protocol"). Users with no relevant movie are left out. '
+        "(docs/evaluation.md). Users with no relevant movie are left out. "
         + ("Test figures come first; the validation NDCG beside them is what selected the trial." if tested else "")
     )
     if tested:

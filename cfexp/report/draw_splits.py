@@ -1,4 +1,4 @@
-"""The README's picture of an experiment's splits, drawn from its file as every report draws its own:
+"""The picture of an experiment's splits (docs/splits.png), drawn from its file as every report draws its own:
 `python -m cfexp.report.draw_splits experiments/variants.toml docs/splits.png`."""
 
 from __future__ import annotations

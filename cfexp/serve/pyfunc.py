@@ -3,7 +3,7 @@
 `predict(frame)` with userId and movieId columns returns one predicted rating per row (NaN for an id the model
 does not know). `predict(frame, params={"k": 10})` with a userId column returns, for each user, the k movies the
 model scores highest among those the user has not rated: userId, rank, movieId, title and score. The same two
-calls work over HTTP once `mlflow models serve` serves it (README, "Using the best model").
+calls work over HTTP once `mlflow models serve` serves it (docs/using-the-best-model.md).
 """
 
 from __future__ import annotations

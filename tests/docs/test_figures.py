@@ -52,3 +52,8 @@ def test_a_drifted_block_is_caught_and_sync_repairs_it(tmp_path):
     assert body != docs.excerpt((tmp_path / "BENCHMARKS.md").read_text(), selector)
     assert docs.sync(tmp_path) == [page]
     assert "| 143.7 s |" in page.read_text() and "150.0" not in page.read_text()
+
+
+def test_benchmarks_md_tells_no_history():
+    text = (ROOT / "BENCHMARKS.md").read_text().lower()
+    assert not [phrase for phrase in HISTORY if phrase in text]
