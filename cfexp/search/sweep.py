@@ -22,11 +22,11 @@ from cfexp.config.sweep_table import StudySpec, SweepConfig
 from cfexp.data import key as data_key
 from cfexp.data.key import DataKey
 from cfexp.errors import UserError
-from cfexp.search import final_run, presence, reconcile, recovery, samplers
+from cfexp.search import leaving, presence, reconcile, recovery, samplers
 from cfexp.search.objective import Objective, TrialFailed, TrialLost
 from cfexp.search.space import search_space
 from cfexp.search.study_store import StoreDown, StudyStore
-from cfexp.search.study_summary import DONE, StudyOutcome, log_best_model, summarise
+from cfexp.search.study_summary import StudyOutcome
 from cfexp.system import faults
 from cfexp.track import Tracker, TrackingError
 from cfexp.variants import refit, runner
@@ -272,46 +272,10 @@ class Sweep:
             self.progress.on_trial(study, frozen)
 
     def _working(self, outcome: StudyOutcome) -> None:
-        """The parent shows RUNNING while this process works in the study (claims a trial, makes its final fit)."""
-        if not outcome.working:
-            self.tracker.reopen(outcome.parent_id)
-            outcome.working = True
+        leaving.working(self.tracker, outcome)
 
     def _leave(self, outcome: StudyOutcome, interrupted: bool = False) -> None:
-        """Log this process's best model if it is the study's best; the last process out makes the study's final
-        fit and summarises the parent, when this or an earlier sweep left work to do."""
-        study = outcome.study
-        with self.store.lock():
-            if recovery.fail_lost_trials(study, self.store.storage, self.tracker):
-                reconcile.end_runs(study, self.tracker, outcome.parent_id)
-            last_out = presence.leave(study) and not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if last_out:
-                reconcile.end_runs(study, self.tracker, outcome.parent_id)
-        if interrupted:
-            if last_out and outcome.working:
-                self.tracker.end_run(outcome.parent_id, "INTERRUPTED")
-            return
-        if self.holdout is None:  # else the final run holds the study's model
-            log_best_model(outcome, self.tracker, last_out)
-        if last_out and self._unfinished(outcome):
-            self._working(outcome)
-            started = time.perf_counter()
-            record = final_run.make_final(outcome, self.tracker, self.holdout, self.store.lock, self.key)
-            if record:
-                outcome.final_seconds = time.perf_counter() - started
-                if self.progress:
-                    self.progress.on_final(outcome.study.study_name, record, outcome.final_seconds)
-            summarise(outcome, self.tracker)
-
-    def _unfinished(self, outcome: StudyOutcome) -> bool:
-        """Whether the study has work left for its last process: trials this process ran, a final fit to make, or
-        a summary an earlier sweep did not finish."""
-        study, best = outcome.study, outcome.best()
-        if outcome.working or not study.user_attrs.get(DONE):
-            return True
-        if self.holdout is not None and best is not None and final_run.needs_final(study, best):
-            return True
-        return self.tracker.get_run(outcome.parent_id).info.status == "RUNNING"
+        leaving.leave(self, outcome, interrupted)
 
 
 def _heartbeat(trial: optuna.Trial, storage) -> AbstractContextManager:

@@ -6,10 +6,8 @@ import json
 import math
 import subprocess
 import tempfile
-import threading
 import time
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -21,8 +19,8 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from cfexp import keys
 from cfexp.errors import UserError
-from cfexp.system import faults
 from cfexp.system.redact import first_line
+from cfexp.track.background import Background
 from cfexp.track.figures import learning_curve, png_of
 from cfexp.track.store import ARTIFACT_ROOT, TrackingError, is_default, open_client, retrying, tracking_uri
 
@@ -60,11 +58,7 @@ class Tracker:
     def __init__(self, experiment: str, uri: str | None = None):
         self.uri = uri or tracking_uri()
         self.seconds = 0.0
-        self.background_seconds = 0.0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cfexp-track")
-        self._jobs: list[tuple[str | None, Future]] = []
-        self._errors: list[tuple[str | None, str]] = []
-        self._errors_lock = threading.Lock()
+        self._background = Background()
         with self.timed():
             self.client = open_client(self.uri)
             mlflow.set_tracking_uri(self.uri)
@@ -98,57 +92,36 @@ class Tracker:
                 self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, EXPERIMENT_TAGS[EXPERIMENT_KIND])
         return found.experiment_id
 
-    # ------------------------------------------------------------ the background thread
+    # ------------------------------------------------------------ the background thread (cfexp.track.background)
 
     def later(self, fn, *args, run_id: str | None = None, **kwargs) -> None:
         """Run a tracking call on the background thread, after those already queued, retried as every call is."""
-
-        def job():
-            started = time.perf_counter()
-            faults.point("logging")
-            try:
-                retrying(fn, *args, **kwargs)
-            except TrackingError as exc:
-                with self._errors_lock:
-                    self._errors.append((run_id, f"{getattr(fn, '__name__', 'call')}: {exc}"))
-            finally:
-                self.background_seconds += time.perf_counter() - started
-
-        self._jobs = [(rid, future) for rid, future in self._jobs if not future.done()]
-        self._jobs.append((run_id, self._worker.submit(job)))
+        self._background.submit(fn, *args, run_id=run_id, **kwargs)
 
     def wait(self, run_id: str) -> list[str]:
         """Block until every call queued so far for `run_id` is done; the failures they met (each told once)."""
         with self.timed():
-            for rid, future in list(self._jobs):
-                if rid == run_id:
-                    future.result()
-        return self._take(run_id)
+            self._background.wait(run_id)
+        return self._background.take(run_id)
 
     def flush(self) -> None:
         """Wait for every queued call; raise TrackingError for any failure not told yet."""
-        self._wait_all()
-        errors = self._take()
+        with self.timed():
+            self._background.wait()
+        errors = self._background.take()
         if errors:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise TrackingError(errors[0] + more)
 
     def close(self) -> list[str]:
         """Wait for the background thread and stop it; returns the failures nobody was told of."""
-        self._wait_all()
-        self._worker.shutdown()
-        return self._take()
-
-    def _wait_all(self) -> None:
         with self.timed():
-            for _, future in list(self._jobs):
-                future.result()
+            self._background.shutdown()
+        return self._background.take()
 
-    def _take(self, run_id: str | None = None) -> list[str]:
-        with self._errors_lock:
-            mine = [e for e in self._errors if run_id is None or e[0] == run_id]
-            self._errors = [e for e in self._errors if e not in mine]
-        return [message for _, message in mine]
+    @property
+    def background_seconds(self) -> float:
+        return self._background.seconds
 
     def call(self, fn, *args, **kwargs):
         """A blocking tracking call, retried; TrackingError when it still fails."""
