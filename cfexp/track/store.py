@@ -121,6 +121,7 @@ def check_writable(folder: Path) -> None:
 
 def _open_sqlite(uri: str, database: Path) -> MlflowClient:
     try:
+        database.parent.mkdir(parents=True, exist_ok=True)  # filelock < 3.13 does not make its lock file's folder
         with FileLock(f"{database}.lock", timeout=LOCK_SECONDS):
             client = MlflowClient(uri)
             client.search_experiments(max_results=1)  # creates and migrates the schema, once, under the lock
