@@ -233,11 +233,13 @@ class Services:
         """MLflow's basic-auth settings: its users in a SQLite file here, the admin `cfexp` with this folder's
         password, and no access without a login (default permission NO_PERMISSIONS)."""
         config = self.folder / "basic_auth.ini"
+        config.touch(mode=0o600)
         config.write_text(
             "[mlflow]\n"
             "default_permission = NO_PERMISSIONS\n"
             f"database_uri = sqlite:///{self.folder / 'basic_auth.db'}\n"
             f"admin_username = {AUTH_USER}\n"
+            f"admin_password = {self.password()}\n"  # MLflow < 3.10 reads it only from here (this file is mode 600)
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         )
         config.chmod(0o600)
