@@ -118,7 +118,7 @@ DATABASE_CALLS = [
     and not name.startswith("_")
     and name not in ("remove_session", "upgrade", "get_heartbeat_interval", "get_heartbeat_stale_trial_callback")
     and "version" not in name
-] + ["_get_stale_trial_ids"]  # what optuna.storages.fail_stale_trials asks
+] + ["_get_stale_trial_ids", "_get_trials"]  # what fail_stale_trials and Optuna's cached storage ask
 
 
 def patient_storage(storage: optuna.storages.RDBStorage, shown: str) -> optuna.storages.RDBStorage:
@@ -234,8 +234,12 @@ def _advisory_lock(storage: optuna.storages.RDBStorage, backend: str, shown: str
         try:
             yield
         finally:
-            if backend == "postgresql":
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
-            else:
-                connection.execute(text("SELECT RELEASE_LOCK('cfexp')"))
-            connection.commit()
+            try:
+                if backend == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+                else:
+                    connection.execute(text("SELECT RELEASE_LOCK('cfexp')"))
+                connection.commit()
+            except Exception as exc:  # a restarted server ended the session, and with it the lock
+                if not _connection_lost(exc):
+                    raise
