@@ -8,7 +8,6 @@ workers and recovery (and a kernel interrupt stops them cleanly); their results 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -145,7 +144,7 @@ def _cfexp(args: list[str], echo: bool) -> dict:
         command = [sys.executable, "-m", "cfexp.cli", *args, "--summary", str(summary)]
         if not echo:
             command.append("--quiet")
-        done = subprocess.run(command, capture_output=not echo, text=True, env=os.environ.copy())
+        done = subprocess.run(command, capture_output=not echo, text=True)
         if done.returncode != 0:
             said = (done.stderr or "").strip().splitlines()
             raise UserError(said[-1] if said else f"cfexp {args[0]} exited with {done.returncode}")

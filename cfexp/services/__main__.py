@@ -1,5 +1,5 @@
 """python -m cfexp.services"""
 
-from cfexp.services.cluster import main
+from cfexp.services.command import main
 
 raise SystemExit(main())
