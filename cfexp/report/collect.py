@@ -14,9 +14,15 @@ from mlflow import MlflowClient
 
 from cfexp import keys
 from cfexp.track import tracking_uri
+from cfexp.variants.registry import get_variant
 
 SEED_EXPERIMENT = "seed_reproduction"
 LESSON = {"dot": (1.222, 1.132), "dot_bias_sigmoid": (0.806, 0.794)}
+
+
+def yardstick(studies: list[Study], role: str) -> Study | None:
+    """The first study of a variant declared as the yardstick `role` (see variants.registry.YARDSTICKS)."""
+    return next((st for st in studies if get_variant(st.variant).yardstick == role), None)
 
 
 @dataclass

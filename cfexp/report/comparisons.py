@@ -9,7 +9,7 @@ import pandas as pd
 
 from cfexp.metrics import stats as evaluation_stats
 from cfexp.metrics.ranking import METRICS
-from cfexp.report.collect import Study
+from cfexp.report.collect import Study, yardstick
 from cfexp.report.sections import Section, fmt, md_table
 
 
@@ -67,7 +67,7 @@ def _verdict(studies: list[Study], ranked: list[Study], ndcg: str, reported, whe
                 f"The MSE-best, **{mse_best.label}** (val MSE {fmt(mse_best.best.best_val_loss)}), is **not**: it "
                 f"scores {label} {fmt(reported(mse_best))}, place {ranked.index(mse_best) + 1} of {len(ranked)}."
             )
-    popular = next((st for st in ranked if st.variant == "popular"), None)
+    popular = yardstick(ranked, "popularity")
     if popular is not None:
         below = [st for st in rating if reported(st) < reported(popular)]
         if below:
@@ -77,16 +77,16 @@ def _verdict(studies: list[Study], ranked: list[Study], ndcg: str, reported, whe
                 "likes what they chose to watch, not what they will choose, so it scores obscure movies that few "
                 "rated highly. A model trained on the choices themselves (BPR, iALS, EASE) learns what users pick."
             )
-    floor = next((st for st in ranked if st.variant == "ease"), None)  # the closed-form top-N floor
+    floor = yardstick(ranked, "top-n")
     if floor is not None and floor is not top:
         above = ranked[: ranked.index(floor)]
         lines.append(
-            f"Above the closed-form floor, EASE ({fmt(reported(floor))}): "
+            f"Above the top-N floor, {floor.label} ({fmt(reported(floor))}): "
             + ", ".join(f"{st.label} ({fmt(reported(st))})" for st in above)
             + f"; the other {len(ranked) - len(above) - 1} rank below it."
         )
     elif floor is not None:
-        lines.append("No study ranks above the closed-form floor, EASE: every other model is below it.")
+        lines.append(f"No study ranks above the top-N floor, {floor.label}: every other model is below it.")
     return " ".join(lines)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cfexp.report.collect import Study
+from cfexp.report.collect import Study, yardstick
 from cfexp.report.sections import Section, fmt, md_table
 from cfexp.variants.registry import get_variant
 
@@ -13,19 +13,28 @@ def leaderboard_section(studies: list[Study]) -> Section:
     s = Section("Variant leaderboard")
     rating = sorted((st for st in studies if st.rates), key=lambda st: st.best.best_val_loss)
     ranking_only = [st for st in studies if st.best and not st.rates]
-    bias = next((st.best.best_val_loss for st in rating if st.variant == "bias"), None)
+    floor = yardstick(rating, "rating")
+    floor_mse = floor.best.best_val_loss if floor else None
     ndcg = next((k for st in studies if st.best for k in st.best.ranking if k.startswith("ndcg_at_")), "ndcg_at_10")
     label = ndcg.replace("_at_", "@")
     tested = any(st.final for st in studies)
     reported = ["test MSE", "test RMSE", f"test {label}"] if tested else []
-    header = ["study", "variant", "init", *reported, "val MSE", "lift over bias", f"val {label}"]
+    header = [
+        "study",
+        "variant",
+        "init",
+        *reported,
+        "val MSE",
+        f"lift over {floor.label}" if floor else "lift",
+        f"val {label}",
+    ]
     rows = [[*header, "top-5 val mean ± sd", "done/pruned/failed"]]
     for st in rating + ranking_only + [st for st in studies if not st.best]:
         c = st.counts()
         best = st.best
         mean, sd = st.spread()
         mse = best.best_val_loss if best and st.rates else math.nan
-        lift = f"{bias - mse:+.4f}" if bias is not None and math.isfinite(mse) else "-"
+        lift = f"{floor_mse - mse:+.4f}" if floor_mse is not None and math.isfinite(mse) else "-"
         tests = [fmt(st.test("test_loss")), fmt(st.test("test_rmse")), fmt(st.test(f"test_{ndcg}"))]
         rows.append(
             [
@@ -41,13 +50,14 @@ def leaderboard_section(studies: list[Study]) -> Section:
             ]
         )
     s.add(md_table(rows))
-    if bias is not None:
+    if floor is not None:
+        described = get_variant(floor.variant).description.rstrip(".")
         s.add(
             "Rows in the order validation chose them. Test figures come first: each study's best trial refit on "
             "train + validation and scored once on the test split; the validation figures beside them are what "
-            "selected it. Lift over bias: how much lower the val MSE is than the `bias` baseline's (global mean "
-            "plus damped user and movie biases); what the factors add. Ranking-only variants (no MSE) are listed "
-            "last."
+            f"selected it. Lift over {floor.label}: how much lower the val MSE is than that rating floor's "
+            f"({described}); what the model adds to it. Ranking-only variants (no MSE) "
+            "are listed last."
         )
     if len(rating) >= 2:
         lead = rating[1].best.best_val_loss - rating[0].best.best_val_loss

@@ -35,13 +35,22 @@ def _check_damping(damping) -> None:
     epoch_cost=0.01,
     space={"damping": Param("float", 0.5, 50.0, log=True)},
     check=_check_damping,
+    yardstick="rating",
 )
 def _bias(n_users, n_movies, n_factors, y_range, sparse, *, damping=5.0):
     """The global mean plus damped movie and user biases, in closed form (LensKit's Bias; a baseline)."""
     return BiasModel(n_users, n_movies, damping)
 
 
-@register("popular", init="constant(0)", trainer=CLOSED_FORM, uses_y_range=False, epoch_cost=0.01, rates=False)
+@register(
+    "popular",
+    init="constant(0)",
+    trainer=CLOSED_FORM,
+    uses_y_range=False,
+    epoch_cost=0.01,
+    rates=False,
+    yardstick="popularity",
+)
 def _popular(n_users, n_movies, n_factors, y_range, sparse):
     """The movies rated most often in training, for everyone: ranks only (a baseline)."""
     return Popularity(n_movies)

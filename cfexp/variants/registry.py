@@ -54,6 +54,9 @@ SGD_ONLY = frozenset({"lr", "weight_decay", "row_l2", "momentum", "batch_size"})
 SGD_RECIPE = frozenset({"optimizer", "lazy_sgd", "one_cycle", "schedule"})
 CLOSED_FORM_UNUSED = SGD_RECIPE | {"init", "epochs", "y_range", "seed"}
 EPOCH_METRICS = ("train_loss", "val_loss", "val_rmse", "val_mae")  # what every trainer may report
+# What a report measures other studies against: a rating floor (each rating model's lift over it), the popularity
+# floor (rating models that rank below it) and the top-N floor (the rankers above it).
+YARDSTICKS = ("rating", "popularity", "top-n")
 
 
 def _recipe_settings(params: dict, options: dict) -> str:
@@ -88,6 +91,7 @@ class Variant:
     epoch_cost: float = 1.0  # an epoch's time relative to lazy SGD's, for workers to take the longest study first
     rates: bool = True  # predicts ratings (has a val MSE); False: ranks only, and its studies tune a ranking metric
     check: Callable[..., None] | None = None  # check(**options) raises UserError for impossible option values
+    yardstick: str | None = None  # one of YARDSTICKS: what a report measures the other studies against
 
     @property
     def ignores(self) -> frozenset[str]:
@@ -128,9 +132,12 @@ def register(
     epoch_cost: float = 1.0,
     rates: bool = True,
     check: Callable[..., None] | None = None,
+    yardstick: str | None = None,
 ):
     """Register a builder `fn(n_users, n_movies, n_factors, y_range, sparse, **options) -> nn.Module`: its
     keyword-only arguments are the variant's options, its docstring's first line its description."""
+    if yardstick is not None and yardstick not in YARDSTICKS:
+        raise UserError(f"variant {name!r}: unknown yardstick {yardstick!r}; use one of {', '.join(YARDSTICKS)}")
 
     def decorate(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         params = inspect.signature(build).parameters
@@ -138,7 +145,18 @@ def register(
         doc = (build.__doc__ or name).strip().splitlines()[0]
         base = {k: p for k, p in BASE_SPACE.items() if k not in trainer.ignores}
         REGISTRY[name] = Variant(
-            name, build, {**base, **(space or {})}, init, doc, trainer, options, uses_y_range, epoch_cost, rates, check
+            name,
+            build,
+            {**base, **(space or {})},
+            init,
+            doc,
+            trainer,
+            options,
+            uses_y_range,
+            epoch_cost,
+            rates,
+            check,
+            yardstick,
         )
         return build
 

@@ -39,6 +39,7 @@ def _bpr(n_users, n_movies, n_factors, y_range, sparse):
     epoch_cost=0.5,
     rates=False,
     space={"l2": Param("float", 10.0, 3000.0, log=True), "positives": Param("categorical", choices=(0.0, 4.0))},
+    yardstick="top-n",
 )
 def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=0.0, max_items=0):
     """EASE (Steck 2019): a movie × movie matrix in closed form; ranks only (the top-N floor)."""
