@@ -2,7 +2,9 @@
 
 Every variant is declared in one module with `register`, the cfexp ones in this package (lesson, baselines, bayesian,
 top_n) and a user's in any Python file an experiment names in `variants_from`. Nothing outside a variant's module
-knows its name, its trainer or the metrics its epochs report.
+knows its trainer or the metrics its epochs report, and reports find their yardsticks by what a variant declares;
+only the report's sections on the seed lesson (its figures, its init ranges, its learned biases) name the lesson's
+own variants.
 """
 
 from __future__ import annotations
