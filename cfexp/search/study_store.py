@@ -110,6 +110,14 @@ def patiently(call: Callable, shown: str):
     return patient
 
 
+# The private RDBStorage calls that Optuna's cached storage (the wrapper every study uses) and fail_stale_trials make.
+CACHED_STORAGE_CALLS = (
+    "_create_new_trial",
+    "_set_trial_param",
+    "_get_best_trial_id",
+    "_get_trials",
+    "_get_stale_trial_ids",
+)
 # Every RDBStorage call that reaches the database (the rest are settings and schema management).
 DATABASE_CALLS = [
     name
@@ -118,7 +126,7 @@ DATABASE_CALLS = [
     and not name.startswith("_")
     and name not in ("remove_session", "upgrade", "get_heartbeat_interval", "get_heartbeat_stale_trial_callback")
     and "version" not in name
-] + ["_get_stale_trial_ids", "_get_trials"]  # what fail_stale_trials and Optuna's cached storage ask
+] + list(CACHED_STORAGE_CALLS)
 
 
 def patient_storage(storage: optuna.storages.RDBStorage, shown: str) -> optuna.storages.RDBStorage:
