@@ -52,11 +52,12 @@ def leaderboard_section(studies: list[Study]) -> Section:
     s.add(md_table(rows))
     if floor is not None:
         described = get_variant(floor.variant).description.rstrip(".")
+        described = described[:1].lower() + described[1:]
         s.add(
             "Rows in the order validation chose them. Test figures come first: each study's best trial refit on "
             "train + validation and scored once on the test split; the validation figures beside them are what "
-            f"selected it. Lift over {floor.label}: how much lower the val MSE is than that rating floor's "
-            f"({described}); what the model adds to it. Ranking-only variants (no MSE) "
+            f"selected it. Lift over {floor.label}: how much lower the val MSE is than the rating floor's, "
+            f"{described}; what the model adds to it. Ranking-only variants (no MSE) "
             "are listed last."
         )
     if len(rating) >= 2:

@@ -35,6 +35,7 @@ def test_lift_is_measured_over_the_declared_rating_floor(my_floors):
     table = leaderboard_section([studies[0], studies[1]]).markdown()
     assert "lift over my_mean" in table and "+0.1500" in table  # 0.95 - 0.80 for dot
     assert "lift over bias" not in table
+    assert "than the rating floor's, my_mean;" in table  # described by its own declaration
 
 
 def test_the_verdict_names_the_declared_top_n_floor(my_floors):
