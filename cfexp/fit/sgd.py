@@ -13,7 +13,8 @@ from torch import nn
 
 from cfexp.data.ratings import TensorPart
 from cfexp.fit.common import BestEpoch, Callback, FitResult, Recipe, StopTraining, evaluate, notify
-from cfexp.fit.lazy_sgd import LazySGD, dense_parameters, train_epoch
+from cfexp.fit.lazy_epoch import train_epoch
+from cfexp.fit.lazy_sgd import LazySGD, dense_parameters
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:

@@ -80,12 +80,12 @@ def test_lazy_sgd_is_torch_sgd(small, variant, path, monkeypatch):
     """Same batches, same math: only float32 rounding may differ (observed ~1e-7 on the weights). Every lazy path:
     small batches step each row occurrence, large ones each distinct row (here made "large" at 256), on the CPU
     through the numba loops, on a GPU through torch ops (run here on the CPU)."""
-    from cfexp.fit import lazy_sgd
+    from cfexp.fit import lazy_epoch, lazy_sgd
 
     recipe = {"weight_decay": 1e-3, "row_l2": 0.05}
     if path.startswith("distinct"):
         monkeypatch.setattr(lazy_sgd, "PLAN_BATCH_BELOW", 200)
-        monkeypatch.setattr(lazy_sgd, "FUSED_ON_CPU", path.endswith("fused"))
+        monkeypatch.setattr(lazy_epoch, "FUSED_ON_CPU", path.endswith("fused"))
         recipe["batch_size"] = 256
     lazy_model, lazy = fit(small, variant, lazy_sgd=True, **recipe)
     ref_model, ref = fit(small, variant, lazy_sgd=False, **recipe)
