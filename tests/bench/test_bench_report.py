@@ -1,7 +1,8 @@
 """BENCHMARKS.md's workers section: the verdict is the median over the measured pairs, beside the ceiling the
 trials' summed seconds set."""
 
-from cfexp.bench.report import _sweep_workers
+from cfexp.bench.default_report import _sweep_workers
+from cfexp.bench.report import write_benchmarks
 from cfexp.bench.training import SWEEP_EXPERIMENT
 from cfexp.config.experiment import load_experiment
 
@@ -51,3 +52,12 @@ def test_a_trial_left_running_in_any_pair_fails_the_section():
     text = _text(_run(1, 150.0, 140.0), _run(2, 100.0, 190.0), repeats)
     assert "nothing left running: **no**" in text
     assert text.rstrip().endswith("**not met**.")
+
+
+def test_a_part_written_to_another_file_leaves_the_pages_alone(tmp_path):
+    """`--out` elsewhere writes that file; README.md and docs/ quote the project's BENCHMARKS.md only."""
+    out = tmp_path / "scratch.md"
+    write_benchmarks(out, "chaos", {}, "a machine", "today")
+    text = out.read_text()
+    assert text.startswith("# Benchmarks") and "<!-- suite: chaos -->" in text and "Machine: a machine." in text
+    assert not (tmp_path / "BENCHMARKS.md").exists()
