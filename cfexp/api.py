@@ -19,7 +19,8 @@ import pandas as pd
 
 from cfexp.config.experiment import Experiment, RunConfig
 from cfexp.config.experiment import load_experiment as _load_experiment
-from cfexp.data.ratings import Ratings, load_ratings, split_rows
+from cfexp.data.dataset import Dataset, dataset_of, load_dataset
+from cfexp.data.ratings import Ratings, load_ratings
 from cfexp.errors import UserError
 
 __all__ = ["TrainedRun", "champion", "evaluate", "load_experiment", "load_ratings", "sweep", "table", "train"]
@@ -64,11 +65,15 @@ def train(
     ratings: Ratings | None = None,
     track: bool = False,
     callbacks: Callable[[RunConfig], list] | None = None,
+    dataset: Dataset | None = None,
 ) -> list[TrainedRun]:
     """Train the experiment's runs (or those named in `runs`) on its split, as `cfexp train` does.
 
-    `track=True` logs each run to the project's MLflow store (MLFLOW_TRACKING_URI, else mlruns/mlflow.db);
+    The data are the experiment's `[data]`, or `ratings` already read (filtered and split here as `[data]` says),
+    or a `dataset` already filtered and split (cfexp.data.dataset). `track=True` logs each run to the project's
+    MLflow store (MLFLOW_TRACKING_URI, else mlruns/mlflow.db);
     `callbacks(run)` gives more trainer callbacks for a run (cfexp.fit.common.Callback: a progress bar, say)."""
+    from cfexp.data.key import relevance
     from cfexp.fit.common import Recipe
     from cfexp.metrics.ranking import Protocol
     from cfexp.variants import runner
@@ -80,10 +85,10 @@ def train(
     if unknown or not chosen:
         known = ", ".join(r.name for r in experiment.runs) or "none"
         raise UserError(f"no run(s) {', '.join(unknown) or 'at all'} in {experiment.name!r}; its runs: {known}")
-    ratings = ratings if ratings is not None else load_ratings(experiment.data.ratings)
-    data = experiment.data
-    split = split_rows(len(ratings.frame), data.val_pct, data.test_pct, data.seed)
-    protocol = Protocol(experiment.eval.k, experiment.eval.relevance)
+    if dataset is None:
+        dataset = dataset_of(ratings, experiment.data) if ratings is not None else load_dataset(experiment.data)
+    ratings, split = dataset.ratings, dataset.split
+    protocol = Protocol(experiment.eval.k, relevance(ratings, experiment))
     on_device, resolved = {}, []
     for run in chosen:  # everything checked before anything trains
         if run.device not in on_device:

@@ -19,7 +19,7 @@ import optuna
 
 from cfexp.config.experiment import load_experiment
 from cfexp.config.sweep_table import DEFAULT_SAMPLER
-from cfexp.data import ratings as data
+from cfexp.data.dataset import load_dataset
 from cfexp.search import samplers
 from cfexp.search.space import search_space, suggest, with_params
 from cfexp.variants import runner
@@ -57,9 +57,8 @@ def measure_samplers(device: str = "cpu") -> dict:
 def measure_study(name: str, device: str = "cpu", kinds=KINDS, seeds=SEEDS, trials: int = TRIALS) -> dict:
     """One study run by every sampler in `kinds` on every seed; each configuration trained once."""
     experiment = load_experiment(EXPERIMENT)
-    ratings = data.load_ratings(experiment.data.ratings)
-    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
-    tensors = runner.to_device(ratings, split.search(), device)
+    dataset = load_dataset(experiment.data)
+    tensors = runner.to_device(dataset.ratings, dataset.split.search(), device)
     spec = next(spec for spec in experiment.sweep.studies if spec.name == name)
     space = search_space(spec)
     cache: dict[tuple, float] = {}

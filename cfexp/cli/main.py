@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 from cfexp import __version__, keys
+from cfexp.cli import data as data_command
 from cfexp.data.inputs import load_inputs
 from cfexp.errors import UserError
-from cfexp.search.summary_document import run_record, write_atomically, write_summary
+from cfexp.search.summary_document import run_record, write_summary
 from cfexp.system.redact import redact
 
 
@@ -61,11 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cfexp {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    data = sub.add_parser("data", help="summarise a ratings dataset and write the lesson's crosstab")
-    data.add_argument("--ratings", help="ratings.csv, a folder or a zip (default: the embedded ml-latest-small)")
-    data.add_argument("--crosstab", default="reports/crosstab.csv", help="where to write the crosstab CSV")
-    data.add_argument("--top", type=int, default=15, help="busiest users × most-rated movies (default 15)")
-    data.set_defaults(handler=cmd_data)
+    data_command.add_parser(sub)
 
     variants = sub.add_parser("variants", help="list the registered model variants")
     variants.set_defaults(handler=cmd_variants)
@@ -149,22 +146,6 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or tables")
 
 
-def cmd_data(args: argparse.Namespace) -> int:
-    from cfexp.data import ratings as data
-
-    if args.top < 1:
-        raise UserError(f"--top must be >= 1, got {args.top}")
-    ratings = data.load_ratings(args.ratings)
-    split = data.split_rows(len(ratings.frame))
-    info = data.summary(ratings, split)
-    for key, value in info.items():
-        print(f"{key:>10}: {value}")
-    table = data.crosstab(ratings, args.top)
-    write_atomically(Path(args.crosstab), table.to_csv())
-    print(f"{'crosstab':>10}: {args.crosstab} ({table.shape[0]} users × {table.shape[1]} movies)")
-    return 0
-
-
 def cmd_variants(args: argparse.Namespace) -> int:
     from cfexp.variants.registry import REGISTRY
 
@@ -177,23 +158,19 @@ def cmd_variants(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from cfexp import api
     from cfexp.cli.progress import EpochProgress, print_comparison, print_history
-    from cfexp.data import ratings as data
     from cfexp.variants import get_variant
 
-    experiment, ratings = load_inputs(args)
+    experiment, dataset = load_inputs(args)
     bars = (lambda run: []) if args.quiet else (lambda run: [EpochProgress(run.name)])
-    trained = api.train(experiment, ratings=ratings, track=True, callbacks=bars)
+    trained = api.train(experiment, dataset=dataset, track=True, callbacks=bars)
     if not args.quiet:
         for one in trained:
             print_history(one.run.name, one.result, get_variant(one.run.variant).epoch_metrics)
         print_comparison([(one.run, one.result) for one in trained])
         print(f"MLflow: {redact(track_uri())}, experiment {experiment.name!r}")
     if args.summary:
-        split = data.split_rows(
-            len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed
-        )
         records = [run_record(one.run, one.result, one.mlflow_run_id, _state(one.result)) for one in trained]
-        write_summary(args.summary, experiment.name, data.summary(ratings, split), records)
+        write_summary(args.summary, experiment.name, dataset.summary(), records)
     return 0
 
 

@@ -62,23 +62,22 @@ def _sweep(args, experiment, device: str, helpers) -> int:
     from cfexp import track
     from cfexp.cli.progress import SweepProgress
     from cfexp.data import key as data_key
-    from cfexp.data import ratings as data
+    from cfexp.data.dataset import load_dataset
     from cfexp.metrics.ranking import Protocol
     from cfexp.search import reconcile, study_store, sweep, worker_processes, workers
     from cfexp.search import space as search_space
     from cfexp.system.cpu_share import CpuShare
-    from cfexp.variants import refit, runner
+    from cfexp.variants import applicable, refit, runner
 
     helper = args.worker_index is not None
     try:
-        ratings = data.load_ratings(experiment.data.ratings)
-        split = data.split_rows(
-            len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed
-        )
-        key = data_key.data_key(ratings, experiment)
+        dataset = load_dataset(experiment.data)
+        ratings, split = dataset.ratings, dataset.split
+        key = data_key.data_key(dataset, experiment)
         named = experiment.name
         experiment = data_key.named_for_data(experiment, key)
-        protocol = Protocol(experiment.eval.k, experiment.eval.relevance)
+        experiment, skipped = applicable.studies_for(experiment, ratings)
+        protocol = Protocol(experiment.eval.k, key.relevance)
         tensors = runner.to_device(ratings, split.search(), device, protocol)  # what trials see: no test row
         holdout = refit.holdout_for(ratings, split, device, protocol)  # for the final fits only
     except UserError:
@@ -108,6 +107,8 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         helpers.go()
     if experiment.name != named and not helper:
         progress.note(f"the data differ from {args.experiment}'s: this sweep is experiment {experiment.name}")
+    for line in skipped if not helper else []:
+        progress.note(line)
     plan = workers.Plan.for_sweep(len(experiment.sweep.studies), args.workers)
     with CpuShare(args.threads) as cpu:
         runner = sweep.Sweep(experiment, tensors, tracker, store, progress, cpu, key, holdout)
@@ -126,9 +127,9 @@ def _sweep(args, experiment, device: str, helpers) -> int:
         _publish(experiment.name, everything, rows, tracker.commit, progress)
     if not helper and not args.quiet:
         refits = sum(outcome.final_seconds for outcome in outcomes) + sum(o.get("final_seconds", 0.0) for o in others)
-        _print_closing(rows, wall, tracker, others, refits)
+        _print_closing(rows, wall, tracker, others, refits, dataset)
     if args.summary:
-        _summary(args, experiment, ratings, split, records, rows, wall, tracker, others, outcomes)
+        _summary(args, experiment, dataset, records, rows, wall, tracker, others, outcomes)
     codes = helpers.wait() if helpers else []
     failed = [(i, code) for i, code in enumerate(codes, start=1) if code]
     if failed:
@@ -151,10 +152,11 @@ def _publish(experiment: str, outcomes, rows: list[dict], commit: str, progress)
         progress.note(f"could not register the best models: {redact(exc)}; the runs and their models are logged")
 
 
-def _print_closing(rows, wall, tracker, others, refits: float) -> None:
+def _print_closing(rows, wall, tracker, others, refits: float, dataset) -> None:
     from cfexp.cli.progress import print_sweep_table
 
     print_sweep_table(rows)
+    print("\n" + "\n".join(dataset.lines()))
     if any(row.get("final_run_id") for row in rows):
         print(
             f"\nfinal fits (train + validation, scored once on test): {refits:.1f} s of the wall ({refits / wall:.1%})"
@@ -170,13 +172,11 @@ def _print_closing(rows, wall, tracker, others, refits: float) -> None:
     )
 
 
-def _summary(args, experiment, ratings, split, records, rows, wall, tracker, others, outcomes) -> None:
-    from cfexp.data import ratings as data
-
+def _summary(args, experiment, dataset, records, rows, wall, tracker, others, outcomes) -> None:
     write_summary(
         args.summary,
         experiment.name,
-        data.summary(ratings, split),
+        dataset.summary(),
         records,
         studies=rows,
         seconds=wall,

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from cfexp.config.checks import NUMBER, check_keys, check_types, table
+from cfexp.config.data_table import DataConfig, parse_data
 from cfexp.config.eval_table import EvalConfig, parse_eval
 from cfexp.config.overrides import apply_override
 from cfexp.config.plugins import import_variants
 from cfexp.config.sweep_table import SweepConfig, parse_sweep
 from cfexp.errors import UserError
-
-BUILTIN_DATASET = "ml-latest-small"
 
 # Settings a run may carry, with their defaults. `[train]` gives defaults for every run; a run overrides them.
 RUN_DEFAULTS: dict[str, Any] = {
@@ -62,22 +61,12 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "restore_best": (bool,),
     "patience": (int,),
 }
-DATA_DEFAULTS: dict[str, Any] = {"ratings": BUILTIN_DATASET, "val_pct": 0.2, "test_pct": 0.0, "seed": 42}
-DATA_TYPES = {"ratings": (str,), "val_pct": NUMBER, "test_pct": NUMBER, "seed": (int,)}
 TOP_LEVEL = {"name", "description", "variants_from", "data", "train", "runs", "sweep", "eval"}
 
 
 # The RunConfig fields that say how to train (fitting.Recipe's fields), as opposed to what model to build.
 RECIPE_KEYS = ("optimizer", "phases", "one_cycle", "momentum", "weight_decay", "batch_size", "seed", "device")
 RECIPE_KEYS += ("lazy_sgd", "row_l2", "restore_best", "patience")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    ratings: str = BUILTIN_DATASET
-    val_pct: float = 0.2
-    test_pct: float = 0.0
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -169,17 +158,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
 def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str = "experiment") -> Experiment:
     check_keys(raw, TOP_LEVEL, source)
     variants_from = import_variants(raw.get("variants_from", []), base, source)
-    data_raw = table(raw, "data", source)
-    check_keys(data_raw, set(DATA_DEFAULTS), f"{source} [data]")
-    data = {**DATA_DEFAULTS, **data_raw}
-    check_types(data, DATA_TYPES, f"{source} [data]")
-    if data["ratings"] != BUILTIN_DATASET and not Path(data["ratings"]).is_absolute():
-        data["ratings"] = str(base / data["ratings"])
-    data_config = DataConfig(**data)
-    if not 0 < data_config.val_pct < 1:
-        raise UserError(f"{source}: val_pct must be in (0, 1), got {data_config.val_pct}")
-    if not 0 <= data_config.test_pct < 1:
-        raise UserError(f"{source}: test_pct must be in [0, 1), got {data_config.test_pct}")
+    data_config = parse_data(raw, base, source)
     defaults = table(raw, "train", source)
     check_keys(defaults, set(RUN_DEFAULTS), f"{source} [train]")
     runs_raw = raw.get("runs", [])

@@ -1,4 +1,4 @@
-"""What a command reads from its arguments: the experiment with the CLI's overrides, and its ratings."""
+"""What a command reads from its arguments: the experiment with the CLI's overrides, and its data."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def experiment_from(args: argparse.Namespace, need_runs: bool = True):
 
 
 def load_inputs(args: argparse.Namespace, need_runs: bool = True):
-    """The experiment and its ratings."""
-    from cfexp.data import ratings as data
+    """The experiment and its data (cfexp.data.dataset.Dataset: read, filtered and split)."""
+    from cfexp.data.dataset import load_dataset
 
     experiment = experiment_from(args, need_runs)
-    return experiment, data.load_ratings(experiment.data.ratings)
+    return experiment, load_dataset(experiment.data)

@@ -5,8 +5,8 @@ content:
 - ml-1m and ml-10m: `ratings.dat`, '::'-separated; titles in `movies.dat` (latin-1 in ml-1m, UTF-8 in ml-10m)
 - ml-20m, ml-25m, ml-32m and ml-latest(-small): `ratings.csv` with a header; titles in `movies.csv`
 
-Ratings come back as a frame of userId, movieId and rating (a timestamp is skipped), titles as a frame of movieId
-and title. Everything is parsed by pyarrow into typed columns; a file that does not parse that way (a value that is
+Ratings come back as a frame of userId, movieId, rating and timestamp (seconds), titles as a frame of movieId and
+title. Everything is parsed by pyarrow into typed columns; a file that does not parse that way (a value that is
 not a number) is read again by pandas, so that the error can name the row.
 """
 
@@ -24,6 +24,7 @@ from cfexp.errors import UserError
 from cfexp.system.redact import first_line
 
 COLUMNS = ("userId", "movieId", "rating")
+TIMESTAMP = "timestamp"  # every release has one; a ratings.csv without it is read without
 RATINGS_FILES = ("ratings.csv", "ratings.dat", "u.data")  # in this order of preference within a folder or zip
 TITLES_FILES = {"ratings.csv": "movies.csv", "ratings.dat": "movies.dat", "u.data": "u.item"}
 UNDERSTOOD = (
@@ -109,21 +110,23 @@ def _ratings(member: _Member, kind: str) -> pd.DataFrame:
 
 
 def _typed(member: _Member, delimiter: str, header: bool) -> pd.DataFrame:
-    """userId, movieId and rating parsed straight into typed columns (streamed from the file: ml-25m's 25 million
-    rows in seconds and about 1 GB)."""
-    names = None if header else [*COLUMNS, "timestamp"]
-    types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64()}
+    """userId, movieId, rating and timestamp parsed straight into typed columns (streamed from the file: ml-25m's 25
+    million rows in seconds and about 1.2 GB)."""
+    names = None if header else [*COLUMNS, TIMESTAMP]
+    types = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64(), TIMESTAMP: pa.int64()}
+    fields = _header_line(member.head()).split(delimiter) if header else names
+    wanted = [*COLUMNS, *([TIMESTAMP] if TIMESTAMP in fields else [])]
     try:
-        if header and not set(COLUMNS) <= set(_header_line(member.head()).split(delimiter)):
+        if not set(COLUMNS) <= set(fields):
             raise pa.ArrowInvalid("a column is missing")  # let pandas read it, and the checks name the column
         with member.open_binary() as fh:
             table = pa_csv.read_csv(
                 fh,
                 read_options=pa_csv.ReadOptions(column_names=names),
                 parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                convert_options=pa_csv.ConvertOptions(include_columns=list(COLUMNS), column_types=types),
+                convert_options=pa_csv.ConvertOptions(include_columns=wanted, column_types=types),
             )
-        return pd.DataFrame({name: table.column(name).to_numpy() for name in COLUMNS}, copy=False)
+        return pd.DataFrame({name: table.column(name).to_numpy() for name in wanted}, copy=False)
     except pa.ArrowInvalid:
         pass
     try:

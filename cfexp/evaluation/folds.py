@@ -27,7 +27,7 @@ from cfexp import keys, track
 from cfexp.config.experiment import RunConfig
 from cfexp.config.sweep_table import StudySpec
 from cfexp.data import key as data_key
-from cfexp.data import ratings as data
+from cfexp.data.dataset import load_dataset
 from cfexp.data.inputs import experiment_from
 from cfexp.data.ratings import Split
 from cfexp.errors import UserError
@@ -37,7 +37,7 @@ from cfexp.search import reconcile, study_store
 from cfexp.search.space import with_params
 from cfexp.search.summary_document import json_safe, write_summary
 from cfexp.search.sweep import existing_studies
-from cfexp.variants import runner
+from cfexp.variants import applicable, runner
 
 ROLE = "evaluate"  # the parent run's cfexp.role
 
@@ -75,15 +75,16 @@ def main(args: argparse.Namespace) -> int:
     store = study_store.open_store(args.storage)
     if store.missing:
         raise UserError(f"no Optuna journal at {store.shown}: run cfexp sweep {args.experiment} first")
-    ratings = data.load_ratings(experiment.data.ratings)
-    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
-    key = data_key.data_key(ratings, experiment)
+    dataset = load_dataset(experiment.data)
+    ratings, split = dataset.ratings, dataset.split
+    key = data_key.data_key(dataset, experiment)
     experiment = data_key.named_for_data(experiment, key)
+    experiment, _ = applicable.studies_for(experiment, ratings)
     studies = existing_studies(experiment, store.storage, key)
     chosen = best_runs(studies)
     if not chosen:
         raise UserError(f"no study of {experiment.name!r} has a complete trial: run cfexp sweep {args.experiment}")
-    protocol = Protocol(experiment.eval.k, experiment.eval.relevance)
+    protocol = Protocol(experiment.eval.k, key.relevance)
     searchable = split.refit_rows() if len(split.test) else np.arange(len(ratings.frame))
     splits = folds_of(searchable, folds, experiment.eval.seed)
     track.preflight(track.tracking_uri())
@@ -108,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
         write_summary(
             args.summary,
             experiment.name,
-            data.summary(ratings, split),
+            dataset.summary(),
             [],
             folds=json_safe(table.to_dict("records")),
             comparisons=json_safe([{**c.__dict__, "sentence": c.sentence()} for c in comparisons(table, protocol)]),

@@ -10,6 +10,7 @@ import optuna
 
 from cfexp.data import key as data_key
 from cfexp.data import ratings as data
+from cfexp.data.dataset import load_dataset
 from cfexp.errors import UserError
 from cfexp.report import comparisons, figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
@@ -32,9 +33,9 @@ def build_report(
     """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder. `on_open(name)` is called once
     the experiment's name on its data is known, before the stores are read (the CLI reconciles them there)."""
     stores = Stores(storage)
-    ratings = data.load_ratings(experiment.data.ratings)
-    split = data.split_rows(len(ratings.frame), experiment.data.val_pct, experiment.data.test_pct, experiment.data.seed)
-    key = data_key.data_key(ratings, experiment)
+    dataset = load_dataset(experiment.data)
+    ratings, split = dataset.ratings, dataset.split
+    key = data_key.data_key(dataset, experiment)
     experiment = data_key.named_for_data(experiment, key)
     if on_open is not None:
         on_open(experiment.name)
@@ -49,7 +50,7 @@ def build_report(
     folder.mkdir(parents=True)
     sections = [
         dataset_section(ratings, split, folder),
-        protocol_section(experiment, split, studies, folder),
+        protocol_section(experiment, dataset, studies, folder),
         seed_section(stores),
         leaderboard_section(studies),
         comparisons.ranking_section(studies, experiment.eval.k),

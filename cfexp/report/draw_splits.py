@@ -7,16 +7,15 @@ import sys
 from pathlib import Path
 
 from cfexp.config.experiment import load_experiment
-from cfexp.data import ratings as data
-from cfexp.report.protocol import split_sizes, splits_figure
+from cfexp.data.dataset import load_dataset
+from cfexp.report.protocol import split_sizes
+from cfexp.report.split_figures import splits_figure
 
 
 def main(argv: list[str] | None = None) -> int:
     experiment_path, out = (argv or sys.argv[1:])[:2]
     experiment = load_experiment(experiment_path)
-    ratings = data.load_ratings(experiment.data.ratings)
-    settings = experiment.data
-    split = data.split_rows(len(ratings.frame), settings.val_pct, settings.test_pct, settings.seed)
+    split = load_dataset(experiment.data).split
     print(splits_figure(split_sizes(split), Path(out)))
     return 0
 

@@ -184,7 +184,7 @@ class Sweep:
                     study.enqueue_trial(params)
             parent = self.tracker.find_parent(name) or self.tracker.start_run(
                 spec.name,
-                {"variant": spec.run.variant, "init": spec.run.init},
+                {"variant": spec.run.variant, "init": spec.run.init, **(self.key.params() if self.key else {})},
                 {keys.EXPERIMENT: self.experiment.name, keys.VARIANT: spec.run.variant, "optuna.study": name}
                 | {keys.ROLE: "study", keys.OBJECTIVE: spec.objective}
                 | ({data_key.ATTR: self.key.key, "dataset.digest": self.key.digest} if self.key else {}),

@@ -39,6 +39,10 @@ class Holdout:
     def ranking(self) -> RankingData:
         return RankingData(self.ratings, self.fit, self.test, self.protocol)
 
+    @cached_property
+    def rating_range(self) -> tuple[float, float]:
+        return runner.fitted_range(self.fit)
+
 
 def holdout_for(ratings: Ratings, split: Split, device: str, protocol: Protocol) -> Holdout | None:
     """The Holdout of a split with a test part (None without one: the seed reproduction has none)."""

@@ -35,6 +35,7 @@ class Param:
     high: float | None = None
     log: bool = False
     choices: tuple = ()
+    threshold: bool = False  # a rating threshold: on implicit feedback (no ratings) it is 0, every interaction
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "categorical"):

@@ -37,6 +37,16 @@ class SplitTensors:
         """The full-ranking protocol's view of the split (built on first use)."""
         return RankingData(self.ratings, self.train, self.val, self.protocol)
 
+    @cached_property
+    def rating_range(self) -> tuple[float, float]:
+        """The lowest and highest rating a model may see: of the rows it is fitted and selected on, never test's."""
+        return fitted_range(self.train, self.val)
+
+
+def fitted_range(*parts: TensorPart) -> tuple[float, float]:
+    values = torch.cat([part.ratings for part in parts if len(part)])
+    return float(values.min()), float(values.max())
+
 
 def to_device(ratings: Ratings, split: Split, device: str = "auto", protocol: Protocol | None = None) -> SplitTensors:
     dev = resolve_device(device)
@@ -55,7 +65,7 @@ def to_device(ratings: Ratings, split: Split, device: str = "auto", protocol: Pr
 def resolved(run: RunConfig, data: SplitTensors) -> RunConfig:
     """The run with its defaults filled in from the data: the variant's init, and y_range where it uses one."""
     variant = get_variant(run.variant)
-    y_range = (run.y_range or data.ratings.rating_range) if variant.uses_y_range else None
+    y_range = (run.y_range or data.rating_range) if variant.uses_y_range else None
     return replace(run, init=str(Init.parse(run.init or variant.init)), y_range=y_range, device=str(data.device))
 
 
@@ -66,18 +76,21 @@ def params(run: RunConfig) -> dict:
 
 
 def build_for(run: RunConfig, data: SplitTensors) -> nn.Module:
-    """The run's model, initialised from its seed (y_range defaults to the data's rating range)."""
+    """The run's model, initialised from its seed (y_range, where the variant uses one, defaults to the range of
+    the ratings it is fitted on)."""
     torch.manual_seed(run.seed)
+    variant = get_variant(run.variant)
+    y_range = run.y_range or (data.rating_range if variant.uses_y_range else None)
     model = build_model(
         run.variant,
         data.ratings.n_users,
         data.ratings.n_movies,
         n_factors=run.n_factors,
         init=run.init,
-        y_range=run.y_range or data.ratings.rating_range,
         options=run.options,
+        **({"y_range": y_range} if y_range else {}),
     )
-    trainer = get_variant(run.variant).trainer
+    trainer = variant.trainer
     refusal = trainer.check(run, model) if trainer.check else None
     if refusal:
         raise UserError(refusal)

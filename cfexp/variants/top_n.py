@@ -38,7 +38,10 @@ def _bpr(n_users, n_movies, n_factors, y_range, sparse):
     uses_y_range=False,
     epoch_cost=0.5,
     rates=False,
-    space={"l2": Param("float", 10.0, 3000.0, log=True), "positives": Param("categorical", choices=(0.0, 4.0))},
+    space={
+        "l2": Param("float", 10.0, 3000.0, log=True),
+        "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
+    },
     yardstick="top-n",
 )
 def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=0.0, max_items=0):
@@ -57,7 +60,7 @@ def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=
         "n_factors": Param("int", 16, 256, log=True),
         "reg": Param("float", 1e-4, 1e-1, log=True),
         "alpha": Param("float", 0.3, 30.0, log=True),
-        "positives": Param("categorical", choices=(0.0, 4.0)),
+        "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
     },
 )
 def _ials(

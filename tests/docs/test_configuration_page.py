@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from cfexp.config import eval_table, experiment, sweep_table
+from cfexp.config import data_table, eval_table, experiment, sweep_table
 
 PAGE = Path(__file__).parents[2] / "docs" / "configuration.md"
 TABLES = {
-    "`[data]`": experiment.DATA_DEFAULTS,
+    "`[data]`": data_table.DATA_DEFAULTS,
     "`[train]`": experiment.RUN_DEFAULTS,
     "`[sweep]`": sweep_table.SWEEP_DEFAULTS,
     "`[eval]`": eval_table.EVAL_DEFAULTS,

@@ -1,0 +1,42 @@
+"""Which of an experiment's studies can run on its data: on implicit feedback (no ratings), only the variants that
+rank, with their rating thresholds at 0 (every interaction a positive) and no longer searched; each study left out is
+named in one line with the reason, and an experiment of which none can run is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from cfexp.errors import UserError
+from cfexp.variants.registry import get_variant
+
+
+def studies_for(experiment, ratings) -> tuple[object, list[str]]:
+    """The experiment with only the studies its data allow, and a line for each one left out."""
+    if experiment.sweep is None or not ratings.implicit:
+        return experiment, []
+    kept, skipped = [], []
+    for spec in experiment.sweep.studies:
+        if get_variant(spec.run.variant).rates:
+            skipped.append(
+                f"skipped study {spec.name}: {spec.run.variant} predicts ratings, and {ratings.source} has none "
+                "(implicit feedback: every row a positive)"
+            )
+        else:
+            kept.append(_without_thresholds(spec))
+    if not kept:
+        raise UserError(
+            f"nothing in {experiment.name} can run on {ratings.source}: it has no ratings (implicit feedback) and "
+            "every study's variant predicts ratings; add a ranking variant (popular, bpr, ease or ials)"
+        )
+    return replace(experiment, sweep=replace(experiment.sweep, studies=tuple(kept))), skipped
+
+
+def _without_thresholds(spec):
+    """The study with each rating threshold of its variant (Param.threshold) fixed at 0 and not searched."""
+    names = [name for name, param in get_variant(spec.run.variant).space.items() if param.threshold]
+    if not names:
+        return spec
+    run = replace(spec.run, options={**spec.run.options, **dict.fromkeys(names, 0.0)})
+    enqueue = tuple({k: v for k, v in params.items() if k not in names} for params in spec.enqueue)
+    return replace(spec, run=run, space={**spec.space, **dict.fromkeys(names, False)}, enqueue=enqueue)
