@@ -102,8 +102,11 @@ class SweepProgress:
             for k in ("test_loss", *(k for k in record if k.startswith("test_ndcg")))
             if k in record
         )
+        refit, note = f"t{record['trial']}", ""
+        if "refit_trial" in record:  # the best trial's refit diverged (cfexp.search.final_run)
+            refit, note = f"t{record['refit_trial']}", f"; passed over {'; '.join(record['passed_over'])}"
         print(
-            f"{where}final (t{record['trial']} refit on train + validation): test {scores} ({seconds:.1f} s)",
+            f"{where}final ({refit} refit on train + validation{note}): test {scores} ({seconds:.1f} s)",
             file=sys.stderr,
             flush=True,
         )
@@ -138,6 +141,8 @@ def print_sweep_table(rows: list[dict]) -> None:
         counts = f"{row['complete']}/{row['pruned']}/{row['failed']}"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["params"].items())
         tuned = "" if row.get("objective", "val_loss") == "val_loss" else f" (tuned for {label})"
+        if "refit_trial" in row:  # the best trial's refit diverged; the next best's was scored
+            tuned += f"; test figures from t{row['refit_trial']}'s refit"
         tests = ""
         if tested:
             mse, rmse, rank = (_number(row.get(f"test_{k}")) for k in ("loss", "rmse", ndcg))

@@ -149,6 +149,11 @@ def study_sections(studies: list[Study], folder: Path) -> list[Section]:
             if st.objective != "val_loss":
                 score = f"{st.objective.replace('_at_', '@')} {fmt(st.best.value(st.objective))} (tuned for it)"
             s.add(f"Best trial `{st.best.name}` (MLflow run `{st.best.run_id}`), {score}; fixed settings: {fixed}.")
+            if st.final is not None and st.final.refit_trial is not None:
+                s.add(
+                    f"Its refit on train + validation diverged, so the final model is trial {st.final.refit_trial}'s "
+                    "refit, the next best by validation (its MLflow final runs say why)."
+                )
             s.add(md_table([["tuned", "value"]] + [[k, _short(v)] for k, v in _tuned(st).items()]))
         else:
             s.add("No trial completed.")

@@ -48,6 +48,7 @@ class Final:
     run_id: str
     trial: int
     metrics: dict  # test_loss, test_rmse, test_mae, test_ndcg_at_10, ...
+    refit_trial: int | None = None  # the trial refit, where the best trial's refit diverged
 
 
 @dataclass
@@ -233,7 +234,8 @@ def _final(runs, trial: int) -> Final | None:
         return None
     run = max(done, key=lambda r: r.info.start_time)
     metrics = {k: v for k, v in run.data.metrics.items() if k.startswith("test_")}
-    return Final(run.info.run_id, trial, metrics)
+    refit = int(run.data.params.get("refit_of_trial", trial))
+    return Final(run.info.run_id, trial, metrics, refit if refit != trial else None)
 
 
 def _trial(run) -> Trial:

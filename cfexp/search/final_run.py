@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from optuna.trial import FrozenTrial
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from cfexp import keys
 from cfexp.data.key import ATTR as DATA_ATTR
@@ -25,6 +26,8 @@ from cfexp.system import faults
 from cfexp.system.processes import this_process
 from cfexp.track import EpochLogger
 from cfexp.variants import get_variant, refit, runner
+
+REFIT_TRIES = 3  # the best trial's refit, then the next best's by validation where one diverges
 
 
 def final_of(study) -> dict | None:
@@ -43,7 +46,11 @@ def needs_final(study, best: FrozenTrial) -> bool:
 
 def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | None:
     """Refit the study's best trial and log it as the study's final run; its record, or None when there is none to
-    make (no complete trial, or another process is making it)."""
+    make (no complete trial, or another process is making it).
+
+    A refit that diverges (its training loss, never a test figure, says so) is logged FAIL, and the next trials by
+    validation are refit in turn, up to REFIT_TRIES in all: selection stays with validation, and the record names
+    the trial refit (`refit_trial`) and why the better ones were passed over."""
     study = outcome.study
     best = outcome.best()
     if best is None or holdout is None:
@@ -54,10 +61,37 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
         study.set_user_attr(
             FINAL, {"trial": best.number, "state": "RUNNING", "owner": this_process(), "since": time.time()}
         )
-    spec = outcome.spec
-    run = replace(outcome.objective.run_for(best.params, best.number), name=f"{spec.name}-final")
-    epochs = refit.epochs_of(run, best.user_attrs.get("best_epoch"), len(best.user_attrs.get("history", [])))
-    params = {**runner.params(run), "refit_epochs": epochs, "refit_of_trial": best.number}
+    passed_over: list[str] = []
+    for trial in _by_validation(study, best):
+        extra = {"refit_trial": trial.number, "passed_over": passed_over} if passed_over else {}
+        state, record = _refit(outcome, tracker, holdout, key, best, trial, extra)
+        if state == "DIVERGED":
+            passed_over.append(f"t{trial.number}: {record['reason']}")
+            continue
+        if state == "COMPLETE":
+            faults.point("final")
+            tracker.end_run(record["run_id"], "COMPLETE")
+            return record
+        return None  # the tracking store failed: recorded, and the next sweep tries again
+    study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": "; ".join(passed_over)})
+    return None
+
+
+def _by_validation(study, best: FrozenTrial) -> list[FrozenTrial]:
+    """The best trial, then the study's other complete trials from the best by validation on."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ordered = sorted((t for t in done if t.number != best.number), key=lambda t: t.value)
+    if study.direction == StudyDirection.MAXIMIZE:
+        ordered.reverse()
+    return [best, *ordered][:REFIT_TRIES]
+
+
+def _refit(outcome, tracker, holdout: refit.Holdout, key, best: FrozenTrial, trial: FrozenTrial, extra: dict):
+    """One refit of `trial` as a final run: ("COMPLETE", record), ("DIVERGED", {reason}) or ("TRACKING", None)."""
+    study, spec = outcome.study, outcome.spec
+    run = replace(outcome.objective.run_for(trial.params, trial.number), name=f"{spec.name}-final")
+    epochs = refit.epochs_of(run, trial.user_attrs.get("best_epoch"), len(trial.user_attrs.get("history", [])))
+    params = {**runner.params(run), "refit_epochs": epochs, "refit_of_trial": trial.number}
     tags = {
         **outcome.objective.tags,
         keys.ROLE: ROLE,
@@ -77,10 +111,9 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
         raise
     logger.flush()
     if result.status == "diverged":
-        study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": result.reason, "run_id": child})
         tracker.end_run(child, "FAIL", {keys.FAIL_REASON: result.reason})
-        return None
-    selection = {f"selection_{k}": v for k, v in outcome.selection_scores(best).items()}
+        return "DIVERGED", {"reason": result.reason}
+    selection = {f"selection_{k}": v for k, v in outcome.selection_scores(trial).items()}
     tracker.log_metrics(child, {**scores, **selection, "seconds": result.seconds}, step=len(result.history))
     tracker.log_artifacts(child, params, result.history)
     tracker.log_model(child, recommender_for(model, holdout.ratings))
@@ -88,10 +121,8 @@ def make_final(outcome, tracker, holdout: refit.Holdout, lock, key) -> dict | No
     if errors:
         study.set_user_attr(FINAL, {"trial": best.number, "state": "FAIL", "reason": f"tracking: {errors[0]}"})
         tracker.end_run(child, "FAIL", {keys.FAIL_REASON: f"tracking: {errors[0]}"}, "KILLED")
-        return None
+        return "TRACKING", None
     record = {"trial": best.number, "state": "COMPLETE", "run_id": child, "epochs": epochs}
-    record.update({"seconds": result.seconds, **scores})
+    record.update({"seconds": result.seconds, **scores, **extra})
     study.set_user_attr(FINAL, record)  # the commit point; the run's end comes after it
-    faults.point("final")
-    tracker.end_run(child, "COMPLETE")
-    return record
+    return "COMPLETE", record

@@ -66,6 +66,7 @@ class StudyOutcome:
             **(best.user_attrs.get("ranking", {}) if best else {}),
             **{k: v for k, v in (self.final or {}).items() if k.startswith("test_")},
             "final_run_id": (self.final or {}).get("run_id"),
+            **({"refit_trial": self.final["refit_trial"]} if "refit_trial" in (self.final or {}) else {}),
             **self.counts(),
             "params": best.params if best else {},
             "trial": best.number if best else None,
