@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_evaluate)
 
     recommend = sub.add_parser("recommend", help="a user's top-k unrated movies from a registered or logged model")
-    recommend.add_argument("--user", type=int, required=True, help="the userId to recommend for")
+    recommend.add_argument("--user", required=True, help="the userId to recommend for (as the data name it)")
     recommend.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     _model_args(recommend)
     recommend.add_argument("--storage", help="the Optuna storage the sweep used, reconciled first (default as sweep)")
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     report.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
     report.add_argument("--out", default="reports", help="folder for reports/<experiment>/ (default: reports)")
-    report.add_argument("--user", type=int, help="userId to show recommendations for (default: the first)")
+    report.add_argument("--user", help="userId to show recommendations for (default: the first)")
     report.set_defaults(handler=cmd_report)
     return parser
 

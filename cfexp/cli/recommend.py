@@ -22,11 +22,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         table = model.top(args.user, args.k)
     except UnknownUser:
-        ids = model.predictor.user_ids
-        raise UserError(
-            f"no such user {args.user} in the training data of {uri}; use a known id ({int(ids.min())} to "
-            f"{int(ids.max())}, e.g. {int(ids[0])})"
-        ) from None
+        known = model.known_users()
+        shown = f"e.g. {', '.join(map(str, known))}" if model.labels is not None else f"{known[0]} to {known[1]}"
+        raise UserError(f"no such user {args.user} in the training data of {uri}; use a known id ({shown})") from None
     fitted = f" ({provenance})" if provenance else ""
     print(f"top {len(table)} for user {args.user} from {uri}{fitted}, leaving out the movies they rated:")
     shown = table[["rank", "movieId", "score", "title"]].rename(columns={"score": "predicted"})

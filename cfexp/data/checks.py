@@ -65,7 +65,7 @@ def _checked_column(column: pd.Series, name: str, source: str, text_ids: bool) -
         empty = column.isna() | (column.astype(str).str.strip() == "")
         if empty.any():
             raise UserError(f"{source}: empty {name} on data row {int(np.flatnonzero(empty.to_numpy())[0]) + 1}")
-        return column.astype(str)
+        return column.astype(str).astype(object)  # plain Python strings, whatever the parser's string type
     if pd.api.types.is_integer_dtype(column.dtype):  # integers parsed as such cannot be NaN, infinite or fractional
         values = column
     else:

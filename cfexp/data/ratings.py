@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cfexp.config.data_table import RELEASE_NAME
 from cfexp.data import interactions, movielens, releases
 from cfexp.data.checks import REQUIRED_COLUMNS, validated
 from cfexp.data.splits import Split, lesson_val_idxs, split_rows
+from cfexp.errors import UserError
 
 BUILTIN = "ml-latest-small"
 __all__ = ["REQUIRED_COLUMNS", "Ratings", "Split", "TensorPart", "lesson_val_idxs", "load_ratings", "split_rows"]
@@ -97,6 +99,11 @@ def load_ratings(
             return _encode(*movielens.read(Path(embedded)), BUILTIN)
     if str(source) in releases.BY_NAME:
         return _encode(*movielens.read(releases.cached(str(source))), str(source))
+    if RELEASE_NAME.fullmatch(str(source)) and not Path(source).exists():
+        raise UserError(
+            f"unknown release {source!r}: an experiment names {', '.join(releases.BY_NAME)} (fetched), or "
+            f"{BUILTIN} (embedded); a file or folder of that name is written ./{source}"
+        )
     # The raw table goes straight into _encode, which drops it once encoded: at 25M ratings it is 600 MB.
     return _encode(*movielens.read(Path(source)), str(source))
 

@@ -149,4 +149,4 @@ def check_holdout(holdout: object) -> None:
 def _check_parts(n: int, train, val, test, want_test: bool, settings: str) -> None:
     if len(train) == 0 or len(val) == 0 or (want_test and len(test) == 0):
         empty = [name for name, part in (("train", train), ("validation", val), ("test", test)) if len(part) == 0]
-        raise UserError(f"{n} ratings leave the {' and '.join(empty)} part empty at {settings}")
+        raise UserError(f"{n} ratings leave no {' and no '.join(empty)} rows at {settings}")

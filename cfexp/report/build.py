@@ -28,7 +28,7 @@ h2{border-bottom:1px solid #ddd;margin-top:2em}"""
 
 
 def build_report(
-    experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: int | None = None, on_open=None
+    experiment, storage: optuna.storages.BaseStorage, out_root: Path, user_id: str | None = None, on_open=None
 ) -> Path:
     """Write reports/<experiment>/{report.md,index.html,*.png}; return the folder. `on_open(name)` is called once
     the experiment's name on its data is known, before the stores are read (the CLI reconciles them there)."""
@@ -216,11 +216,11 @@ def _fixed_settings(st: Study) -> str:
     return get_variant(st.variant).fixed_settings(st.best.params)
 
 
-def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path, user_id: int | None) -> Section | None:
+def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path, user_id: str | None) -> Section | None:
     # The lesson's biased models: bpmf has biases too, but its prior's learned mean lets the factors carry part of
     # each movie's effect, so its bias column alone does not rank movies.
     with_bias = [st for st in studies if st.best and st.variant.startswith("dot_bias")]
-    if not with_bias:
+    if not with_bias or ratings.user_ids.dtype == object:  # the lesson's story, told in MovieLens' integer ids
         return None
     best = min(with_bias, key=lambda st: st.best.best_val_loss)
     model = stores.model(best.model_run)
@@ -243,12 +243,22 @@ def learned_section(studies: list[Study], stores: Stores, ratings, folder: Path,
             )
         )
     s.figure(figures.pca_plot(learned.movie_pca(model, ratings), folder), "PCA of movie factors")
-    user = user_id if user_id is not None else int(ratings.frame.userId.iloc[0])
+    user = _user(user_id, ratings)
     recs = learned.recommendations(model, ratings, user, min_ratings=threshold)
     rated = int((ratings.frame.userId == user).sum())
     s.add(f"Top 10 for user {user} among movies with at least {threshold} ratings, leaving out the {rated} they rated:")
     s.add(md_table([["title", "predicted"]] + [[r.title, fmt(r.predicted, 2)] for r in recs.itertuples()]))
     return s
+
+
+def _user(user_id, ratings) -> int:
+    """The user whose recommendations the report shows: the one asked for, else the data's first."""
+    if user_id is None:
+        return int(ratings.frame.userId.iloc[0])
+    try:
+        return int(user_id)
+    except ValueError:
+        raise UserError(f"--user {user_id!r}: the data's users are integers") from None
 
 
 def links_section(studies: list[Study], experiment) -> Section:

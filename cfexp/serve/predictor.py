@@ -56,7 +56,11 @@ class RatingPredictor(nn.Module):
         return self.movie_of_code[picked].numpy(), scores[0, picked].numpy()
 
 
-def predictor_for(model: nn.Module, ratings) -> RatingPredictor:
-    """A trained model wrapped for `ratings`' ids (on the CPU, in eval mode), knowing what each user rated."""
+def predictor_for(model: nn.Module, ratings, by_position: bool = False) -> RatingPredictor:
+    """A trained model wrapped for `ratings`' ids (on the CPU, in eval mode), knowing what each user rated;
+    `by_position`: ids are the positions 0..n-1 of the data's own (which are text)."""
     rated = (ratings.frame.user.to_numpy(), ratings.frame.movie.to_numpy())
-    return RatingPredictor(model.cpu().eval(), ratings.user_ids, ratings.movie_ids, rated)
+    users, movies = ratings.user_ids, ratings.movie_ids
+    if by_position:
+        users, movies = np.arange(len(users)), np.arange(len(movies))
+    return RatingPredictor(model.cpu().eval(), users, movies, rated)
