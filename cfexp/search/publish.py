@@ -26,7 +26,8 @@ def register_finished(client: MlflowClient, outcomes: list[StudyOutcome], commit
         best, final = outcome.best(), outcome.final
         key = outcome.study.user_attrs.get(data_key.ATTR, {})
         role = "final"
-        if best is not None and final is None and not key.get("test_pct"):
+        untested = not key.get("test_pct") and key.get("split", "random") != "user-last"  # no test split at all
+        if best is not None and final is None and untested:
             final = {"trial": best.number, "run_id": best.user_attrs.get("mlflow_run_id")}  # no test split: the trial
             role = "trial"
         if best is None or final is None or final["trial"] != best.number:
