@@ -27,7 +27,7 @@ PEERS = {  # measured and tuned on the same rows (BENCHMARKS.md, default part, s
 }
 
 
-def _timed(command: list[str], folder: str) -> tuple[float, str | None]:
+def timed(command: list[str], folder: str) -> tuple[float, str | None]:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cfexp.cli", *command], cwd=folder, capture_output=True, text=True)
     error = (proc.stderr.strip().splitlines() or ["failed"])[-1] if proc.returncode else None
@@ -44,7 +44,7 @@ def measure_baseline(device: str = "cpu") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         command = ["sweep", str(SWEEP_EXPERIMENT), *WORKERS, "--quiet", "--device", device, "--summary", "s.json"]
         command += BASELINE
-        wall, error = _timed(command, tmp)
+        wall, error = timed(command, tmp)
         if error:
             return {"error": error}
         return {"wall": wall, "seconds": json.loads((Path(tmp) / "s.json").read_text())["seconds"]}
@@ -55,7 +55,7 @@ def measure_protocol(device: str = "cpu") -> dict:
     found: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         command = ["sweep", experiment, *WORKERS, "--quiet", "--device", device, "--summary", "sweep.json"]
-        wall, error = _timed(command, tmp)
+        wall, error = timed(command, tmp)
         if error:
             return {"error": error}
         summary = json.loads((Path(tmp) / "sweep.json").read_text())
@@ -68,10 +68,13 @@ def measure_protocol(device: str = "cpu") -> dict:
                 {k: v for k, v in row.items() if k.startswith(("test_", "best_val", "study", "ndcg"))}
                 for row in summary["studies"]
             ],
+            "champion": summary["best"].get("study"),
+            "split": summary["dataset"].get("split"),
+            "protocol": summary["dataset"].get("protocol", {}),
         }
         for key, extra in (("evaluate", []), ("evaluate_nested", ["--nested"])):
             command = ["evaluate", experiment, "--quiet", "--device", device, "--summary", f"{key}.json", *extra]
-            wall, error = _timed(command, tmp)
+            wall, error = timed(command, tmp)
             if error:
                 found[key] = {"error": error}
                 continue

@@ -21,6 +21,7 @@ import torch
 from cfexp.bench import chaos_soak as bench_chaos
 from cfexp.bench import floors as bench_floors
 from cfexp.bench import peers as bench_peers
+from cfexp.bench import protocols as bench_protocols
 from cfexp.bench import scale as bench_scale
 from cfexp.bench.protocol import measure_baseline, measure_protocol
 from cfexp.bench.report import write_benchmarks
@@ -48,6 +49,7 @@ SUITES = {
     "protocol": {
         "protocol-baseline": lambda args: measure_baseline(args.device),
         "protocol": lambda args: measure_protocol(args.device),
+        "protocols": lambda args: bench_protocols.measure_protocols(args.device),
     },
     "samplers": {"samplers": lambda args: measure_samplers(args.device)},
     "floors": {

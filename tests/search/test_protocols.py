@@ -70,7 +70,8 @@ def journal(folder: Path = Path()) -> optuna.storages.BaseStorage:
 
 def studies(folder: Path = Path()) -> dict[str, optuna.Study]:
     storage = journal(folder)
-    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage) for s in storage.get_all_studies()}
+    names = [s.study_name for s in storage.get_all_studies()]
+    return {name: optuna.load_study(study_name=name, storage=storage) for name in names}
 
 
 def what_trials_saw(study: optuna.Study) -> list:
@@ -200,7 +201,8 @@ def test_an_implicit_file_with_text_ids_sweeps_the_rankers_and_skips_the_rest(wo
     assert "positives" not in rows["ease"]["params"]  # a rating threshold means nothing without ratings
     # the final model speaks the file's ids
     capsys.readouterr()
-    assert main(["recommend", "--model", f"runs:/{rows['ease']['final_run_id']}/model", "--user", "u15", "-k", "3"]) == 0
+    model = f"runs:/{rows['ease']['final_run_id']}/model"
+    assert main(["recommend", "--model", model, "--user", "u15", "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert "top 3 for user u15" in out and out.count(" m") >= 3
     client = mlflow.MlflowClient(default_uri())
