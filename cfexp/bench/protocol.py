@@ -27,6 +27,11 @@ PEERS = {  # measured and tuned on the same rows (BENCHMARKS.md, default part, s
 }
 
 
+def shown(path: Path) -> Path:
+    """The experiment as the reader types it: relative to the project (experiments/variants.toml)."""
+    return path.relative_to(path.parents[1])
+
+
 def timed(command: list[str], folder: str) -> tuple[float, str | None]:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "cfexp.cli", *command], cwd=folder, capture_output=True, text=True)
@@ -95,7 +100,7 @@ def protocol_section(r: dict) -> list[str]:
     share = sweep["final_seconds"] / sweep["seconds"] if sweep["seconds"] else 0.0
     baseline = r.get("protocol-baseline", {})
     lines += [
-        f"`cfexp sweep {SWEEP_EXPERIMENT} {' '.join(WORKERS)}` (`make "
+        f"`cfexp sweep {shown(SWEEP_EXPERIMENT)} {' '.join(WORKERS)}` (`make "
         f"sweep`) on fresh stores, {len(sweep['studies'])} studies, as a whole "
         f"command: **{sweep['wall']:.1f} s**; the final fits (each study's best trial refit on train + validation, "
         f"scored once on test) took {sweep['final_seconds']:.1f} s of its {sweep['seconds']:.1f} s ({share:.1%}).",

@@ -12,7 +12,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from cfexp.bench.protocol import WORKERS, timed
+from cfexp.bench.protocol import WORKERS, shown, timed
 from cfexp.bench.training import SWEEP_EXPERIMENT
 
 SPLITS = ("random", "temporal", "user-last")
@@ -69,7 +69,7 @@ def protocols_section(r: dict) -> list[str]:
         why = "; ".join(f"{s}: {(sweeps.get(s) or {}).get('error', 'no result')}" for s in missing)
         return [*lines, f"Not measured: {why}.", ""]
     lines += [
-        f"The default sweep (`cfexp sweep {SWEEP_EXPERIMENT.relative_to(SWEEP_EXPERIMENT.parents[1])} "
+        f"The default sweep (`cfexp sweep {shown(SWEEP_EXPERIMENT)} "
         f"{' '.join(WORKERS)}`) under each split, on fresh stores (`--set data.split=temporal`, "
         "`--set data.split=user-last`): each study's final model on its own test split, MSE / NDCG@10.",
         "",

@@ -45,8 +45,9 @@ class ChampionLead:
 
 
 def per_user_errors(predict, test: pd.DataFrame) -> pd.DataFrame:
-    """Each test user's summed squared error and rating count; `predict` maps (userId, movieId) rows to ratings."""
-    pairs = test[["userId", "movieId"]].to_numpy(np.int64)
+    """Each test user's summed squared error and rating count; `predict` maps a frame of userId and movieId to
+    ratings."""
+    pairs = test[["userId", "movieId"]]
     errors = (np.asarray(predict(pairs), dtype=np.float64) - test.rating.to_numpy(np.float64)) ** 2
     frame = pd.DataFrame({"user": test.userId.to_numpy(), "sq": errors})
     return frame.groupby("user").sq.agg(["sum", "count"])
@@ -113,8 +114,8 @@ def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | Non
     test = ratings.frame.iloc[split.test][["userId", "movieId", "rating"]]
 
     def errors(run_id: str) -> pd.DataFrame:
-        predictor = load_recommender(f"runs:/{run_id}/model").predictor
+        model = load_recommender(f"runs:/{run_id}/model")  # it maps the data's ids, numbers or text, itself
         with torch.inference_mode():
-            return per_user_errors(lambda pairs: predictor(torch.as_tensor(pairs)).numpy(), test)
+            return per_user_errors(lambda pairs: model.predict(None, pairs), test)
 
     return champion_lead(champion, errors(champion_run), runner_up, errors(runner_run), seed)

@@ -1,6 +1,7 @@
 """The filters before the split, against results written out by hand."""
 
 import pytest
+from timed_ratings import RATINGS
 
 from cfexp.config.data_table import DataConfig
 from cfexp.data import filters
@@ -8,20 +9,6 @@ from cfexp.data.dataset import dataset_of
 from cfexp.data.ratings import load_ratings
 from cfexp.errors import UserError
 
-# users 1 (5 ratings), 2 (4), 3 (2); movies 10 (3), 11 (3), 12 (2), 13 (2), 14 (1)
-RATINGS = """userId,movieId,rating,timestamp
-1,10,4.0,100
-1,11,3.0,200
-2,10,5.0,150
-1,12,2.0,300
-2,11,4.0,300
-3,10,1.0,400
-1,13,5.0,500
-2,12,3.0,600
-3,11,2.0,700
-1,14,4.0,800
-2,13,3.0,600
-"""
 # k = 2 takes two rounds: (c, z) goes first, then (c, x), whose user is left with one rating
 CHAIN = """userId,movieId,rating
 1,1,4

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from timed_ratings import RATINGS
 
 from cfexp.cli.main import main
 from cfexp.config.data_table import DataConfig
@@ -11,21 +12,6 @@ from cfexp.data import splits
 from cfexp.data.dataset import cold, dataset_of
 from cfexp.data.ratings import load_ratings
 from cfexp.errors import UserError
-
-# row: user, movie, rating, timestamp. Rows 3 and 4 share a second, as do rows 7 and 10 (both user 2's).
-RATINGS = """userId,movieId,rating,timestamp
-1,10,4.0,100
-1,11,3.0,200
-2,10,5.0,150
-1,12,2.0,300
-2,11,4.0,300
-3,10,1.0,400
-1,13,5.0,500
-2,12,3.0,600
-3,11,2.0,700
-1,14,4.0,800
-2,13,3.0,600
-"""
 
 
 @pytest.fixture()
