@@ -175,7 +175,9 @@ def test_the_report_draws_each_time_split_and_counts_its_cold_rows(protocol_swee
 
 
 def test_an_implicit_file_with_text_ids_sweeps_the_rankers_and_skips_the_rest(workdir, ratings, capsys):
-    clicks = pd.DataFrame({"user": "u" + ratings.frame.userId.astype(str), "item": "m" + ratings.frame.movieId.astype(str)})
+    clicks = pd.DataFrame(
+        {"user": "u" + ratings.frame.userId.astype(str), "item": "m" + ratings.frame.movieId.astype(str)}
+    )
     clicks.to_csv(workdir / "clicks.tsv", sep="\t", index=False)  # two columns: who chose what
     columns = 'data.columns={user="user", item="item"}'
     command = ["sweep", "experiments/variants.toml", "--set", f"data.ratings={workdir / 'clicks.tsv'}"]
