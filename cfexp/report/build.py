@@ -74,6 +74,15 @@ def build_report(
 def dataset_section(ratings, split, folder: Path) -> Section:
     info = data.summary(ratings, split)
     s = Section("The dataset")
+    if ratings.implicit:
+        merged = f", {ratings.repeats:,} repeated interactions merged into their first" if ratings.repeats else ""
+        s.add(
+            f"`{info['source']}`: **{info['users']:,} users**, **{info['movies']:,} items**, **{info['ratings']:,} "
+            f"interactions**, implicit feedback (no ratings: every interaction a positive){merged}; content digest "
+            f"`{info['digest']}`. Split: {split.sizes()['train']:,} train, {split.sizes()['val']:,} validation, "
+            f"{split.sizes()['test']:,} test (section 2)."
+        )
+        return s
     s.add(
         f"`{info['source']}`: **{info['users']:,} users**, **{info['movies']:,} movies**, "
         f"**{info['ratings']:,} ratings** from {fmt(info['rating_min'], 1)} to {fmt(info['rating_max'], 1)}; "

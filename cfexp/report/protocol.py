@@ -22,7 +22,7 @@ def protocol_section(experiment, dataset, studies: list[Study], folder: Path) ->
     s = Section("Protocol: the splits")
     split, data = dataset.split, experiment.data
     sizes = split_sizes(split)
-    s.add(_how_cut(split, data, sizes))
+    s.add(_how_cut(split, data, sizes, lesson=dataset.ratings.source == "ml-latest-small"))
     s.add(md_table([["split", "ratings", "used for"]] + [[k, f"{v:,}", ROLES[k]] for k, v in sizes.items() if v]))
     if dataset.ratings.timestamps is not None and data.split != "random":
         parts = {"train": split.train, "validation": split.val, "test": split.test}
@@ -31,7 +31,7 @@ def protocol_section(experiment, dataset, studies: list[Study], folder: Path) ->
     else:
         s.figure(splits_figure(sizes, folder / "splits.png").name, "The three splits")
     if dataset.filtered is not None:
-        s.add(f"Before the split, the {_filters(data)} took the ratings from {dataset.filtered.sentence()[9:]}.")
+        s.add(f"Filtered before the split ({_filters(data)}): {dataset.filtered.sentence().removeprefix('filters: ')}.")
     s.add(_cold(dataset))
     tested = [st for st in studies if st.final is not None]
     if tested:
@@ -61,7 +61,7 @@ def protocol_section(experiment, dataset, studies: list[Study], folder: Path) ->
     return s
 
 
-def _how_cut(split, data, sizes: dict[str, int]) -> str:
+def _how_cut(split, data, sizes: dict[str, int], lesson: bool) -> str:
     kind = split.about.get("kind", data.split)
     after = (
         "No trial, pruner or sampler sees a test row; each study's best trial is refit on train + validation for the "
@@ -90,10 +90,16 @@ def _how_cut(split, data, sizes: dict[str, int]) -> str:
             f"twice and stay whole in train. This asks what each user does next. {after}"
         )
     if sizes["test"]:
+        theirs = lesson and (data.test_pct, data.seed) == (0.2, 42)
+        why = (
+            ", the lesson's validation rows, so that test figures compare with the lesson and with peers measured on "
+            "them"
+            if theirs
+            else ", a seeded random draw of the rows"
+        )
         return (
             f"The test split is {sizes['test']:,} ratings: fastai's `get_cv_idxs` at {data.test_pct:g} and seed "
-            f"{data.seed}, the lesson's validation rows, so that test figures compare with the lesson and with peers "
-            f"measured on them. Validation is a seeded {data.val_pct:g} of the other rows ({sizes['validation']:,}); "
+            f"{data.seed}{why}. Validation is a seeded {data.val_pct:g} of the other rows ({sizes['validation']:,}); "
             f"train is the rest ({sizes['train']:,}). {after}"
         )
     return (
