@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test test-fast test-lowest lint format bench bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test test-fast test-lowest lint format bench benchmark bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -68,6 +68,12 @@ bench-chaos: $(STAMP)
 bench-floors: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench --suite floors
+
+# The default experiment across random, temporal and user-last splits in this project's stores (about 5 minutes
+# here): the cross-setting report (reports/variants-across/), its MLflow run, and its part of BENCHMARKS.md. Run
+# again, it resumes.
+benchmark: $(STAMP)
+	$(BIN)/python -m cfexp.bench --suite across
 
 # The sampler comparison alone (about 30 minutes here): which sampler the default sweep uses, and why.
 bench-samplers: $(STAMP)

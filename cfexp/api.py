@@ -23,7 +23,17 @@ from cfexp.data.dataset import Dataset, dataset_of, load_dataset
 from cfexp.data.ratings import Ratings, load_ratings
 from cfexp.errors import UserError
 
-__all__ = ["TrainedRun", "champion", "evaluate", "load_experiment", "load_ratings", "sweep", "table", "train"]
+__all__ = [
+    "TrainedRun",
+    "across",
+    "champion",
+    "evaluate",
+    "load_experiment",
+    "load_ratings",
+    "sweep",
+    "table",
+    "train",
+]
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
@@ -164,13 +174,52 @@ def sweep(
     overrides: Sequence[str] = (),
     storage: str | None = None,
     echo: bool = False,
+    across_settings: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """`cfexp sweep`: tune every study of the experiment; one row per study (validation and test figures)."""
+    """`cfexp sweep`: tune every study of the experiment; one row per study (validation and test figures). With
+    `across_settings` (`["data.split=random,temporal"]`, as `--across`) or a file's `[across]`, every setting in
+    turn: one row per (setting, study)."""
     args = ["sweep", str(experiment), "--workers", str(workers), *_sets(overrides)]
     args += ["--trials", str(trials)] if trials is not None else []
     args += ["--storage", storage] if storage else []
+    args += [arg for item in across_settings for arg in ("--across", item)]
     document = _cfexp(args, echo)
+    if "settings" in document:
+        rows = [{"setting": s["setting"], **row} for s in document["settings"] for row in s["summary"]["studies"]]
+        return pd.DataFrame(rows)
     return pd.DataFrame(document.get("studies", []))
+
+
+def across(
+    experiment: str | Path,
+    across_settings: Sequence[str] = (),
+    *,
+    overrides: Sequence[str] = (),
+    storage: str | None = None,
+    out: str | Path = "reports",
+) -> pd.DataFrame:
+    """`cfexp report EXP --across ...`: the cross-setting report of a swept experiment, written to
+    `out/<name>-across/` and logged to MLflow; one row per (setting, study) with its figures, as its matrix.csv."""
+    import argparse
+
+    from cfexp.across import report as across_report
+    from cfexp.config.across_table import from_cli
+    from cfexp.report.collect import Stores
+    from cfexp.search import reconcile, study_store
+
+    loaded = load_experiment(experiment, overrides)
+    settings = from_cli(list(across_settings)) if across_settings else loaded.across
+    if not settings:
+        raise UserError(f"{experiment} names no settings: give across_settings, or an [across] table")
+    store = study_store.open_store(storage)
+    args = argparse.Namespace(
+        experiment=str(experiment), overrides=list(overrides), across=list(across_settings), out=str(out),
+        ratings=None, device=None, quiet=True,
+    )  # fmt: skip
+    _, _, frame = across_report.build(
+        args, loaded.name, loaded.description, settings, Stores(store.storage), lambda n: reconcile.on_open(store, n)
+    )
+    return frame
 
 
 def evaluate(

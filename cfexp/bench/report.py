@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cfexp.bench import docs
+from cfexp.bench.across import across_section
 from cfexp.bench.chaos_soak import chaos_section
 from cfexp.bench.default_report import default_section
 from cfexp.bench.floors import floors_section
@@ -18,12 +19,14 @@ SECTIONS = {  # each suite's part, in the order of the parts in the file
     "protocol": lambda r: [*protocol_section(r), *protocols_section(r)],
     "floors": floors_section,
     "samplers": samplers_section,
+    "across": across_section,
     "scale": scale_section,
     "chaos": chaos_section,
 }
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`), `make bench-scale` (`python -m cfexp.bench "
-    "--suite scale`) and `make bench-chaos` (`--suite chaos`); each rewrites its own part below. Every figure in a "
+    "--suite scale`), `make bench-chaos` (`--suite chaos`) and `make benchmark` (`--suite across`); each rewrites its "
+    "own part below. Every figure in a "
     "part comes from one run on one machine, each measurement in its own process (its peak resident memory is its "
     "own). These machines are noisy: compare ratios within a run, not across runs.\n"
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from cfexp.bench import across as bench_across
 from cfexp.bench import chaos_soak as bench_chaos
 from cfexp.bench import floors as bench_floors
 from cfexp.bench import peers as bench_peers
@@ -52,6 +53,7 @@ SUITES = {
         "protocols": lambda args: bench_protocols.measure_protocols(args.device),
     },
     "samplers": {"samplers": lambda args: measure_samplers(args.device)},
+    "across": {"across": lambda args: bench_across.measure_across(args.device)},
     "floors": {
         "floors-ials": lambda args: bench_floors.measure_ials(args.device),
         "floors-ease": lambda args: bench_floors.measure_ease(args.device),

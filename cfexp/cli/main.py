@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cfexp import __version__, keys
 from cfexp.cli import data as data_command
+from cfexp.config.across_table import from_cli
 from cfexp.data.inputs import load_inputs
 from cfexp.errors import UserError
 from cfexp.search.summary_document import run_record, write_summary
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
     sweep.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)  # set on the helpers --workers starts
     sweep.add_argument("--no-bars", action="store_true", help=argparse.SUPPRESS)
+    _across_args(sweep)
+    sweep.add_argument("--in-setting", help=argparse.SUPPRESS)  # one setting of an --across benchmark
     sweep.set_defaults(handler=cmd_sweep)
 
     synth = sub.add_parser("synth", help="write a synthetic ratings.csv shaped like a MovieLens release")
@@ -121,8 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--storage", help="the Optuna storage the sweep used (default: mlruns/optuna-journal.log)")
     report.add_argument("--out", default="reports", help="folder for reports/<experiment>/ (default: reports)")
     report.add_argument("--user", help="userId to show recommendations for (default: the first)")
+    _across_args(report)
     report.set_defaults(handler=cmd_report)
     return parser
+
+
+def _across_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--across",
+        action="append",
+        default=[],
+        metavar="data.KEY=V1,V2",
+        help="run under each setting (the product of every --across); replaces the file's [across]",
+    )
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
@@ -226,6 +240,19 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return ui.main(args)
 
 
+def _report_across(args: argparse.Namespace, experiment, settings, store) -> int:
+    from cfexp.across import report as across_report
+    from cfexp.report.collect import Stores
+    from cfexp.search import reconcile
+
+    stores = Stores(store.storage)
+    args.quiet, args.ratings, args.device = True, None, None  # what the settings' experiments are read with
+    on_open = lambda name: reconcile.on_open(store, name)  # noqa: E731
+    folder, run_id, _ = across_report.build(args, experiment.name, experiment.description, settings, stores, on_open)
+    print(f"wrote {folder / 'index.html'} and {folder / 'report.md'}; logged to MLflow run {run_id}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from cfexp import track
     from cfexp.config.experiment import load_experiment
@@ -236,6 +263,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     store = study_store.open_store(args.storage)
     if store.missing:
         raise UserError(f"no Optuna journal at {store.shown}: run cfexp sweep {args.experiment} first")
+    settings = from_cli(args.across) if args.across else experiment.across
+    if settings:
+        return _report_across(args, experiment, settings, store)
     folder = build_report(
         experiment, store.storage, Path(args.out), args.user, lambda name: reconcile.on_open(store, name)
     )

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cfexp.cli import across
 from cfexp.data.inputs import experiment_from
 from cfexp.errors import UserError
 from cfexp.search.summary_document import champion_record, write_summary
@@ -46,6 +47,9 @@ def main(args: argparse.Namespace) -> int:
         if helper:
             return 2  # the first worker has said it already
         raise
+    settings = across.settings_of(args, experiment)
+    if settings:
+        return across.run(args, experiment.name, settings, main)
     device = devices.pop()
     folder = tempfile.TemporaryDirectory(prefix="cfexp-workers-")
     helpers = worker_processes.Helpers(args, device, Path(folder.name)) if args.workers > 1 and not helper else None

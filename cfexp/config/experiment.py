@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cfexp.config.across_table import Setting, parse_across
 from cfexp.config.checks import NUMBER, check_keys, check_types, table
 from cfexp.config.data_table import DataConfig, parse_data
 from cfexp.config.eval_table import EvalConfig, parse_eval
@@ -61,7 +62,7 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "restore_best": (bool,),
     "patience": (int,),
 }
-TOP_LEVEL = {"name", "description", "variants_from", "data", "train", "runs", "sweep", "eval"}
+TOP_LEVEL = {"name", "description", "variants_from", "data", "train", "runs", "sweep", "eval", "across"}
 
 
 # The RunConfig fields that say how to train (fitting.Recipe's fields), as opposed to what model to build.
@@ -132,6 +133,7 @@ class Experiment:
     eval: EvalConfig = field(default_factory=EvalConfig)
     data_from_cli: bool = False  # [data] differs from the file's (--ratings, --set data.*): see cfexp.data.key
     variants_from: tuple[str, ...] = ()  # the user's variant files it imported (cfexp.config.plugins)
+    across: tuple[Setting, ...] = ()  # the settings it is to be run under ([across]; cfexp.config.across_table)
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
@@ -152,7 +154,11 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     experiment = parse_experiment(raw, name=path.stem, base=path.parent, source=str(path))
     # a name given on the command line is the user's choice for these data; else other data get a name of their own
     renamed = raw.get("name") != as_written[1]
-    return replace(experiment, data_from_cli=raw.get("data") != as_written[0] and not renamed)
+    try:  # the [data] the file itself says, to tell whether the command line changed it
+        written = parse_data({} if as_written[0] is None else {"data": as_written[0]}, path.parent, str(path))
+    except UserError:
+        written = None
+    return replace(experiment, data_from_cli=experiment.data != written and not renamed)
 
 
 def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str = "experiment") -> Experiment:
@@ -169,6 +175,7 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
     if len(set(names)) != len(names):
         raise UserError(f"{source}: run names must be unique, got {names}")
     evaluation = parse_eval(raw.get("eval", {}), check_keys, source)
+    across = parse_across(raw["across"], source) if "across" in raw else ()
     sweep = None
     if "sweep" in raw:
         sweep = parse_sweep(raw["sweep"], defaults, resolve_run, check_keys, set(RUN_DEFAULTS), source, evaluation.k)
@@ -184,6 +191,7 @@ def parse_experiment(raw: dict, name: str, base: Path = Path("."), source: str =
         path=source,
         eval=evaluation,
         variants_from=variants_from,
+        across=across,
     )
 
 

@@ -116,6 +116,6 @@ def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | Non
     def errors(run_id: str) -> pd.DataFrame:
         model = load_recommender(f"runs:/{run_id}/model")  # it maps the data's ids, numbers or text, itself
         with torch.inference_mode():
-            return per_user_errors(lambda pairs: model.predict(None, pairs), test)
+            return per_user_errors(model.predict_ratings, test)
 
     return champion_lead(champion, errors(champion_run), runner_up, errors(runner_run), seed)

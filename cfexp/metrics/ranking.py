@@ -116,43 +116,59 @@ def _top_k_exact(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tenso
 @torch.inference_mode()
 def evaluate(model: nn.Module, data: RankingData) -> dict[str, float]:
     """The protocol's metrics averaged over users with a relevant movie, and how many users that is."""
+    totals = torch.zeros(len(METRICS), dtype=torch.float64, device=data.users.device)
+    for _, scores in _per_user_blocks(model, data):
+        totals += scores.sum(0)
+    n = len(data.users)
+    keys = data.protocol.keys()
+    if n == 0:  # no user has a relevant held-out movie: nothing to rank, and no figure to make up
+        return {**dict.fromkeys(keys, math.nan), "ranked_users": 0}
+    return {**{key: float(v) / n for key, v in zip(keys, totals.tolist(), strict=True)}, "ranked_users": n}
+
+
+@torch.inference_mode()
+def per_user(model: nn.Module, data: RankingData) -> tuple[np.ndarray, np.ndarray]:
+    """Each ranked user's metrics (users × METRICS, in the order of `data.users`), for paired tests over users."""
+    blocks = [scores.cpu().numpy() for _, scores in _per_user_blocks(model, data)]
+    return data.users.cpu().numpy(), np.concatenate(blocks) if blocks else np.empty((0, len(METRICS)))
+
+
+def _per_user_blocks(model: nn.Module, data: RankingData):
+    """(users, their NDCG, Recall, HR and MAP at k as rows) for blocks of the ranked users."""
     was_training = model.training
     model.eval()
     k = data.protocol.k
     n_movies = len(data.by_id)
     block = max(1, (SCORE_BLOCK if hasattr(model, "score_matrix") else PAIR_BLOCK) // n_movies)
-    totals = torch.zeros(len(METRICS), dtype=torch.float64, device=data.users.device)
     discount = 1.0 / torch.log2(torch.arange(k, device=data.users.device, dtype=torch.float64) + 2)
-    for start in range(0, len(data.users), block):
-        faults.point("ranking")
-        users = data.users[start : start + block]
-        scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
-        scores += data.candidate_penalty  # -inf on the movies no one rated in training, in one pass
-        seen_row, seen_movie = _rows(data.train_seen, users)
-        scores[seen_row, seen_movie] = -math.inf
-        picked = top_k(scores, k)
-        # hits: the picked (row, movie) pairs among the relevant ones, matched as row * movies + movie keys
-        rel_row, rel_movie = _rows(data.relevant, users)
-        relevant_keys = rel_row * n_movies + rel_movie
-        picked_keys = torch.arange(len(users), device=picked.device)[:, None] * n_movies + picked
-        # a user with fewer than k candidates gets non-candidates (-inf) at the end of the list: never hits
-        hits = (torch.isin(picked_keys, relevant_keys) & torch.isfinite(scores.gather(1, picked))).double()
-        ideal = data.relevant_counts[users].clamp(max=k).double()
-        dcg = hits @ discount
-        idcg = torch.cumsum(discount, 0)[ideal.long() - 1]
-        precision_at = torch.cumsum(hits, 1) / torch.arange(1, k + 1, device=hits.device)
-        totals += torch.stack(
-            [
-                (dcg / idcg).sum(),
-                (hits.sum(1) / ideal).sum(),
-                (hits.sum(1) > 0).double().sum(),
-                ((precision_at * hits).sum(1) / ideal).sum(),
-            ]
-        )
-    model.train(was_training)
-    n = len(data.users)
-    keys = data.protocol.keys()
-    return {**{key: float(v) / n for key, v in zip(keys, totals.tolist(), strict=True)}, "ranked_users": n}
+    try:
+        for start in range(0, len(data.users), block):
+            faults.point("ranking")
+            users = data.users[start : start + block]
+            scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
+            scores += data.candidate_penalty  # -inf on the movies no one rated in training, in one pass
+            seen_row, seen_movie = _rows(data.train_seen, users)
+            scores[seen_row, seen_movie] = -math.inf
+            picked = top_k(scores, k)
+            # hits: the picked (row, movie) pairs among the relevant ones, matched as row * movies + movie keys
+            rel_row, rel_movie = _rows(data.relevant, users)
+            relevant_keys = rel_row * n_movies + rel_movie
+            picked_keys = torch.arange(len(users), device=picked.device)[:, None] * n_movies + picked
+            # a user with fewer than k candidates gets non-candidates (-inf) at the end of the list: never hits
+            hits = (torch.isin(picked_keys, relevant_keys) & torch.isfinite(scores.gather(1, picked))).double()
+            ideal = data.relevant_counts[users].clamp(max=k).double()
+            dcg = hits @ discount
+            idcg = torch.cumsum(discount, 0)[ideal.long() - 1]
+            precision_at = torch.cumsum(hits, 1) / torch.arange(1, k + 1, device=hits.device)
+            yield (
+                users,
+                torch.stack(
+                    [dcg / idcg, hits.sum(1) / ideal, (hits.sum(1) > 0).double(), (precision_at * hits).sum(1) / ideal],
+                    dim=1,
+                ),
+            )
+    finally:
+        model.train(was_training)
 
 
 class RankingCallback:

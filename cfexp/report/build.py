@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import markdown
 import optuna
 
 from cfexp.data import key as data_key
@@ -16,15 +15,8 @@ from cfexp.report import comparisons, figures, learned
 from cfexp.report.collect import LESSON, Stores, Study
 from cfexp.report.leaderboard import leaderboard_section
 from cfexp.report.protocol import protocol_section
-from cfexp.report.sections import Section, fmt, md_table, number
+from cfexp.report.sections import Section, fmt, md_table, write_page
 from cfexp.variants.registry import get_variant
-
-CSS = """
-body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f3f3f3}
-td:first-child,th:first-child,td:nth-child(2),td:nth-child(3){text-align:left}img{max-width:100%}code{font-size:.85em}
-h2{border-bottom:1px solid #ddd;margin-top:2em}"""
 
 
 def build_report(
@@ -61,13 +53,7 @@ def build_report(
         learned_section(studies, stores, ratings, folder, user_id),
         links_section(studies, experiment),
     ]
-    body = number([s for s in sections if s is not None])
-    title = f"cfexp report: {experiment.name}"
-    text = f"# {title}\n\n{experiment.description}\n\n" + "\n\n".join(s.markdown() for s in body) + "\n"
-    (folder / "report.md").write_text(text, encoding="utf-8")
-    html = markdown.markdown(text, extensions=["tables"])
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{CSS}</style></head>"
-    (folder / "index.html").write_text(f"{page}<body>{html}</body></html>\n", encoding="utf-8")
+    write_page(folder, f"cfexp report: {experiment.name}", experiment.description, sections)
     return folder
 
 

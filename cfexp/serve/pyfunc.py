@@ -61,6 +61,10 @@ class Recommender(mlflow.pyfunc.PythonModel):
                 return self.predictor(torch.as_tensor(pairs, dtype=torch.float64)).numpy()
         return pd.concat([self.top(user, k) for user in pd.unique(frame.userId)], ignore_index=True)
 
+    def predict_ratings(self, pairs: pd.DataFrame) -> np.ndarray:
+        """The ratings of a frame of userId and movieId (NaN for an id it does not know)."""
+        return self.predict(None, pairs)
+
     def top(self, user_id, k: int) -> pd.DataFrame:
         """One user's top k, or UnknownUser."""
         code = self._codes([user_id], 0)[0] if self.labels is not None else _integer(user_id)
