@@ -1,7 +1,7 @@
 """cfexp: a research harness for collaborative-filtering experiments.
 
 From a notebook: `cfexp.load_ratings()`, `cfexp.load_experiment(path)`, `cfexp.train(...)`, `cfexp.table(...)`,
-`cfexp.sweep(path)`, `cfexp.evaluate(path)`, `cfexp.across(path, [...])` and `cfexp.champion()` (cfexp.api;
+`cfexp.sweep(path)`, `cfexp.evaluate(path)`, `cfexp.benchmark(path, [...])` and `cfexp.champion()` (cfexp.api;
 docs/notebook.md). They are imported
 on first use, so that `import cfexp` stays cheap.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-API = ("TrainedRun", "across", "champion", "evaluate", "load_experiment", "load_ratings", "sweep", "table", "train")
+API = ("TrainedRun", "benchmark", "champion", "evaluate", "load_experiment", "load_ratings", "sweep", "table", "train")
 __all__ = ["__version__", *API]
 
 

@@ -25,7 +25,7 @@ from cfexp.errors import UserError
 
 __all__ = [
     "TrainedRun",
-    "across",
+    "benchmark",
     "champion",
     "evaluate",
     "load_experiment",
@@ -190,7 +190,7 @@ def sweep(
     return pd.DataFrame(document.get("studies", []))
 
 
-def across(
+def benchmark(
     experiment: str | Path,
     across_settings: Sequence[str] = (),
     *,

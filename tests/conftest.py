@@ -12,6 +12,18 @@ from cfexp.errors import UserError
 from cfexp.services.cluster import Services, pg_bin
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_restored():
+    """MLflow's set_tracking_uri sets MLFLOW_TRACKING_URI in the environment: a test's store must not become the
+    next test's."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 @pytest.fixture(scope="session")
 def ratings() -> data.Ratings:
     """The embedded ml-latest-small, loaded once."""

@@ -40,7 +40,7 @@ def cd_diagram(mean_ranks: pd.Series, nemenyi: pd.DataFrame, cd: float, title: s
     apart."""
     figure, ax = plt.subplots(figsize=(9, 0.6 + 0.28 * len(mean_ranks)))
     scikit_posthocs.critical_difference_diagram(mean_ranks, nemenyi, ax=ax, cd=cd)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, pad=28)  # above the CD bar and its label
     figure.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return path.name

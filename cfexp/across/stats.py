@@ -39,10 +39,10 @@ class Friedman:
         if not self.ran:
             return self.refusal
         verdict = "differ" if self.p < ALPHA else "do not differ significantly"
-        rough = " (the chi-square approximation is rough below about ten settings)" if self.settings < 10 else ""
+        rough = "; its chi-square approximation is rough below about ten settings" if self.settings < 10 else ""
         return (
             f"Friedman's test over the {self.settings} settings: the {self.studies} studies' ranks by {what} "
-            f"{verdict} (χ² = {self.statistic:.2f}, p = {self.p:.3g}){rough}. Nemenyi's critical difference at "
+            f"{verdict} (χ² = {self.statistic:.2f}, p = {self.p:.3g}{rough}). Nemenyi's critical difference at "
             f"α = {ALPHA}: {self.cd:.2f} in mean rank; two studies whose mean ranks differ by less are not told apart."
         )
 

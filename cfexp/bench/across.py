@@ -53,6 +53,7 @@ def measure_across(device: str = "cpu") -> dict:
         "settings": [{k: s[k] for k in ("setting", "experiment", "wall")} for s in summary["settings"]],
         "folder": str(folder),
         "ranks": {slug: pd.read_csv(folder / f"ranks_{slug}.csv").to_dict("list") for slug in ("mse", "ndcg")},
+        "matrix": pd.read_csv(folder / "matrix.csv")[["setting", "study", "test_mse", "test_ndcg"]].to_dict("list"),
         "friedman": re.findall(r"^(Friedman's test.*)$", text, re.M),
         "conclusions": re.findall(r"^- (.* holds in .*)$", text, re.M),
     }
@@ -77,11 +78,15 @@ def across_section(r: dict) -> list[str]:
         f"**{total / walls:.2f}×** their sum. Aim: at most {AIM:.2f}×: {verdict}.",
         "",
     ]
+    figures = pd.DataFrame(found["matrix"]).set_index(["study", "setting"])
     for slug, words in (("mse", "test MSE"), ("ndcg", "test NDCG@10")):
         ranks = pd.DataFrame(found["ranks"][slug]).set_index("study")
-        lines += [f"Rank of each study by {words} in each setting (1: the best), and its mean rank:", ""]
-        lines += ["| study | " + " | ".join(ranks.columns) + " |", "|---|" + "---|" * len(ranks.columns)]
-        lines += [f"| {study} | " + " | ".join(f"{v:g}" for v in row) + " |" for study, row in ranks.iterrows()]
+        settings = [c for c in ranks.columns if c != "mean rank"]
+        lines += [f"Each study's {words} in each setting, its rank there (1: the best) and its mean rank:", ""]
+        lines += ["| study | " + " | ".join(settings) + " | mean rank |", "|---|" + "---|" * (len(settings) + 1)]
+        for study, row in ranks.iterrows():
+            cells = [f"{figures.loc[(study, s), f'test_{slug}']:.4f} ({row[s]:g})" for s in settings]
+            lines.append(f"| {study} | " + " | ".join(cells) + f" | {row['mean rank']:.2f} |")
         lines.append("")
     lines += [*found["friedman"], "", *(f"- {c}" for c in found["conclusions"]), ""]
     return lines

@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from tiny import SMALL_STUDIES
 
 from cfexp.cli.main import main
 from cfexp.track import default_uri
@@ -134,6 +135,12 @@ def test_a_conclusion_that_holds_everywhere_says_all(flip, workdir):
     champion = next(s for s in said if "is the champion" in s)
     assert champion.startswith("- `three` is the champion") and "holds in 2 of 2 settings (all)" in champion
     assert not any(s.startswith("- `four` is the champion") for s in said)
+    # the notebook's twin writes the same report and returns its matrix
+    import cfexp
+
+    frame = cfexp.benchmark(experiment)
+    written = pd.read_csv(workdir / "reports" / "flip-across" / "matrix.csv")
+    assert frame[["setting", "study", "test_mse"]].equals(written[["setting", "study", "test_mse"]])
 
 
 def test_a_setting_that_cannot_run_is_refused_before_anything_is_written(flip, workdir, capsys):
@@ -150,7 +157,8 @@ def test_a_setting_that_cannot_run_is_refused_before_anything_is_written(flip, w
     assert not (workdir / "mlruns" / "mlflow.db").exists() and not (workdir / "mlruns" / "optuna-journal.log").exists()
 
 
-KILLED = """
+KILLED = (
+    """
 name = "killed"
 variants_from = ["constant.py"]
 
@@ -170,18 +178,9 @@ row_l2 = 0.05
 trials = 2
 pruner = "none"
 
-[sweep.space]
-n_factors = {{ low = 4, high = 16, log = true }}
-lr = {{ low = 0.2, high = 1.0, log = true }}
-weight_decay = false
-
-[[sweep.variants]]
-name = "bias"
-variant = "bias"
-
-[[sweep.variants]]
-name = "sig"
-variant = "dot_bias_sigmoid"
+"""
+    + SMALL_STUDIES
+    + """
 
 [[sweep.variants]]
 name = "three"
@@ -198,6 +197,7 @@ trials = 1
 [across]
 "data.split" = ["random", "temporal", "user-last"]
 """
+)
 
 
 def what_each_study_holds(folder: Path) -> dict:

@@ -10,6 +10,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from tiny import SMALL_STUDIES
 
 from cfexp.cli.main import main
 from cfexp.config.data_table import DataConfig
@@ -20,7 +21,8 @@ from cfexp.variants import get_variant
 
 pytestmark = pytest.mark.e2e  # real sweeps and stores: minutes (make test-fast leaves it out)
 
-LEAK = """
+LEAK = (
+    """
 name = "leak"
 
 [data]
@@ -43,24 +45,16 @@ pruner = "median"
 pruner_startup_trials = 1
 pruner_warmup_epochs = 1
 
-[sweep.space]
-n_factors = {{ low = 4, high = 16, log = true }}
-lr = {{ low = 0.2, high = 1.0, log = true }}
-weight_decay = false
-
-[[sweep.variants]]
-name = "bias"
-variant = "bias"
-
-[[sweep.variants]]
-name = "sig"
-variant = "dot_bias_sigmoid"
+"""
+    + SMALL_STUDIES
+    + """
 
 [[sweep.variants]]
 name = "ease"
 variant = "ease"
 objective = "ndcg@10"
 """
+)
 
 
 def journal(folder: Path = Path()) -> optuna.storages.BaseStorage:
@@ -147,6 +141,7 @@ def test_the_default_sweep_under_a_time_split_gives_every_study_test_figures(pro
 
 def test_each_split_has_studies_of_its_own_and_a_random_rerun_reuses_none(protocol_sweeps, monkeypatch, capsys):
     monkeypatch.chdir(protocol_sweeps)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     before = studies()
     keys = {name: study.user_attrs["cfexp.data"] for name, study in before.items()}
     assert {key["split"] for key in keys.values()} == {"temporal", "user-last"}
@@ -164,6 +159,7 @@ def test_each_split_has_studies_of_its_own_and_a_random_rerun_reuses_none(protoc
 
 def test_the_report_draws_each_time_split_and_counts_its_cold_rows(protocol_sweeps, monkeypatch):
     monkeypatch.chdir(protocol_sweeps)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for split, words in (("temporal", "A global time cut"), ("user-last", "Each user's own history")):
         assert main(["report", "experiments/variants.toml", "--set", f"data.split={split}"]) == 0
         name = json.loads(Path(f"{split}.json").read_text())["experiment"]
