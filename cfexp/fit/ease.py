@@ -7,6 +7,11 @@ movies, of the users × users one through Woodbury's identity; float32 where it 
 Memory grows as movies²: the fit refuses, before anything is written, a catalogue that does not fit the device,
 and `max_items` keeps only the most-rated movies (the others are never recommended), as the paper does for large
 catalogues. It ranks only: it predicts no ratings.
+
+The same factorization fits the denoising linear autoencoders of Steck (2020, "Autoencoders that don't overfit
+towards the identity"): with input dropout p, the penalty λI becomes Λ = p/(1−p)·diag(XᵀX) + λI, and
+P = (XᵀX + Λ)⁻¹. DLAE is B = I − PΛ (no constraint on the diagonal); EDLAE keeps EASE's zero diagonal,
+B = I − P·diag(1/diag P). At p = 0 with the zero diagonal both are EASE, by the same code.
 """
 
 from __future__ import annotations
@@ -29,10 +34,24 @@ SOLVE_COPIES = 3  # the Gram matrix, its Cholesky factor and the inverse live at
 class EASE(nn.Module):
     """Scores = the user's positives (a CSR kept with the model) times B, over the kept movies; -inf elsewhere."""
 
-    def __init__(self, n_users: int, n_movies: int, l2: float, positives: float, max_items: int):
+    def __init__(
+        self,
+        n_users: int,
+        n_movies: int,
+        l2: float,
+        positives: float,
+        max_items: int,
+        dropout: float = 0.0,
+        zero_diagonal: bool = True,
+    ):
         super().__init__()
         if not (isinstance(l2, int | float) and 0 < l2 < math.inf):
             raise UserError(f"l2 (EASE's λ) must be a number > 0, got {l2!r}")
+        if not (isinstance(dropout, int | float) and not isinstance(dropout, bool) and 0 <= dropout < 1):
+            raise UserError(f"dropout (the autoencoder's p) must be in [0, 1), got {dropout!r}")
+        if not isinstance(zero_diagonal, bool):
+            raise UserError(f"zero_diagonal must be true or false, got {zero_diagonal!r}")
+        self.dropout, self.zero_diagonal = float(dropout), zero_diagonal
         check_threshold(positives)
         if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 0:
             raise UserError(f"max_items must be an integer >= 0 (0: every movie), got {max_items!r}")
@@ -113,38 +132,66 @@ def _columns_of_b(precision: torch.Tensor) -> torch.Tensor | None:
     return weights
 
 
-def solve_primal(x: torch.Tensor, l2: float) -> tuple[torch.Tensor, bool]:
-    """B from the movies × movies system (XᵀX + λI), by Cholesky: float32 where it holds, else float64."""
+def penalty(counts: torch.Tensor, l2: float, dropout: float) -> torch.Tensor:
+    """Λ's diagonal: p/(1−p)·diag(XᵀX) + λ (λ alone at p = 0)."""
+    return counts * (dropout / (1.0 - dropout)) + l2
+
+
+def _weights_of(precision: torch.Tensor, lam: torch.Tensor, zero_diagonal: bool) -> torch.Tensor | None:
+    """B from P = (XᵀX + Λ)⁻¹: EASE's zero-diagonal columns, or DLAE's I − PΛ; None where P is not sound."""
+    if zero_diagonal:
+        return _columns_of_b(precision)
+    if not bool(torch.isfinite(precision).all()):
+        return None
+    weights = precision.mul_(-lam.to(precision.dtype))  # column j times −Λ_jj
+    weights.diagonal().add_(1.0)
+    return weights
+
+
+def solve_primal(x: torch.Tensor, l2: float, dropout: float = 0.0, zero_diagonal: bool = True):
+    """B from the movies × movies system (XᵀX + Λ), by Cholesky: float32 where it holds, else float64."""
     gram = torch.sparse.mm(x.t().coalesce(), x).to_dense()  # co-occurrence counts
+    lam = penalty(gram.diagonal().clone(), l2, dropout)
     for dtype in (torch.float32, torch.float64):
         g = gram.to(dtype)
-        g.diagonal().add_(l2)
+        g.diagonal().add_(lam.to(dtype))
         factor, info = torch.linalg.cholesky_ex(g)
         del g
         if int(info) == 0:
-            weights = _columns_of_b(torch.cholesky_inverse(factor))
+            weights = _weights_of(torch.cholesky_inverse(factor), lam, zero_diagonal)
             if weights is not None:
                 return weights.float(), dtype == torch.float64
-    raise FloatingPointError(f"XᵀX + {l2:g}·I is not positive definite even in float64")
+    raise FloatingPointError(f"XᵀX + Λ (λ {l2:g}, p {dropout:g}) is not positive definite even in float64")
 
 
-def solve_dual(x: torch.Tensor, l2: float) -> tuple[torch.Tensor, bool]:
-    """B by Woodbury, for fewer users than movies: λP = I − Xᵀ(λI + XXᵀ)⁻¹X, with the users × users system
-    in float64 and the movies × movies product in float32 where its diagonal stays positive (else float64)."""
+def solve_dual(x: torch.Tensor, l2: float, dropout: float = 0.0, zero_diagonal: bool = True):
+    """B by Woodbury, for fewer users than movies. With D = Λ⁻¹ and K = I + XDXᵀ (users × users, float64):
+    P = D − DXᵀK⁻¹XD. At p = 0, λP = I − Xᵀ(λI + XXᵀ)⁻¹X; DLAE's B = I − PΛ is DXᵀK⁻¹X. The movies × movies
+    product is float32 where B comes out sound, else float64."""
     dense = x.to_dense()
-    kernel = (dense @ dense.T).double()  # exact: integer counts below 2^24
-    kernel.diagonal().add_(l2)
+    lam = penalty(dense.sum(0), l2, dropout).double()  # X is binary: diag(XᵀX) is each movie's count
+    if dropout == 0:  # EASE's own form (no scaling by D): λI + XXᵀ
+        kernel = (dense @ dense.T).double()  # exact: integer counts below 2^24
+        kernel.diagonal().add_(l2)
+    else:
+        kernel = (dense.double() / lam) @ dense.T.double()
+        kernel.diagonal().add_(1.0)
     factor, info = torch.linalg.cholesky_ex(kernel)
     if int(info):
-        raise FloatingPointError(f"XXᵀ + {l2:g}·I is not positive definite in float64")
-    solved = torch.cholesky_solve(dense.double(), factor)  # (λI + XXᵀ)⁻¹X
+        raise FloatingPointError(f"the users × users system (λ {l2:g}, p {dropout:g}) is not positive definite")
+    # p = 0: λP = I − Xᵀ(λI + XXᵀ)⁻¹X, one positive multiple of P; else P = D − (DXᵀ)(K⁻¹XD)
+    scale = torch.ones(len(lam), dtype=torch.float64) if dropout == 0 else 1.0 / lam
+    solved = torch.cholesky_solve(dense.double() * scale, factor)
     for dtype in (torch.float32, torch.float64):
-        scaled = -(dense.T.to(dtype) @ solved.to(dtype))
-        scaled.diagonal().add_(1.0)
-        weights = _columns_of_b(scaled)
-        if weights is not None:
+        product = (dense.T.to(dtype) * scale.to(dtype).reshape(-1, 1)) @ solved.to(dtype)
+        if not zero_diagonal:  # DLAE: B = I − PΛ, which is the product (times Λ where D is in it)
+            weights = product if dropout == 0 else product.mul_(lam.to(dtype))
+        else:
+            product.neg_().diagonal().add_(scale.to(dtype))
+            weights = _columns_of_b(product)
+        if weights is not None and bool(torch.isfinite(weights).all()):
             return weights.float(), dtype == torch.float64
-    raise FloatingPointError(f"(XᵀX + {l2:g}·I)⁻¹ has a diagonal that is not positive even in float64")
+    raise FloatingPointError(f"(XᵀX + Λ)⁻¹ (λ {l2:g}, p {dropout:g}) is not sound even in float64")
 
 
 @torch.no_grad()
@@ -171,7 +218,7 @@ def fit(model: EASE, train: TensorPart, val: TensorPart, recipe: Recipe, callbac
     ).coalesce()
     solve = solve_dual if model.dual else solve_primal
     try:
-        weights, wide = solve(x, model.l2)
+        weights, wide = solve(x, model.l2, model.dropout, model.zero_diagonal)
     except FloatingPointError as exc:
         result.status, result.reason = "diverged", str(exc)
         weights, wide = torch.zeros(len(kept), len(kept), device=device), False

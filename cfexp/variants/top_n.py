@@ -1,4 +1,5 @@
-"""The ranking-only variants, the floors of top-N recommendation: BPR, EASE and iALS."""
+"""The ranking-only variants: the floors of top-N recommendation (BPR, EASE, iALS) and the denoising linear
+autoencoder above them (DLAE)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,25 @@ def _bpr(n_users, n_movies, n_factors, y_range, sparse):
 def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=0.0, max_items=0):
     """EASE (Steck 2019): a movie × movie matrix in closed form; ranks only (the top-N floor)."""
     return ease.EASE(n_users, n_movies, l2, positives, max_items)
+
+
+@register(
+    "dlae",
+    init="constant(0)",
+    trainer=EASE,
+    uses_y_range=False,
+    epoch_cost=0.5,
+    rates=False,
+    space={
+        "l2": Param("float", 10.0, 3000.0, log=True),
+        "dropout": Param("float", 0.05, 0.75),
+        "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
+    },
+)
+def _dlae(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, dropout=0.25, positives=0.0, max_items=0,
+          zero_diagonal=False):  # fmt: skip
+    """DLAE (Steck 2020): EASE's closed form under input dropout p; zero_diagonal = true is EDLAE. Ranks only."""
+    return ease.EASE(n_users, n_movies, l2, positives, max_items, dropout, zero_diagonal)
 
 
 @register(

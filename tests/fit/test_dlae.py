@@ -1,0 +1,37 @@
+"""The denoising linear autoencoders (Steck 2020) from EASE's factorization, against their formulas in numpy."""
+
+import numpy as np
+import pytest
+import torch
+
+from cfexp.fit import ease
+
+
+def numpy_weights(x: np.ndarray, l2: float, dropout: float, zero_diagonal: bool) -> np.ndarray:
+    gram = x.T @ x
+    lam = dropout / (1 - dropout) * np.diag(gram) + l2
+    precision = np.linalg.inv(gram + np.diag(lam))
+    if zero_diagonal:  # EDLAE (EASE at p = 0): I − P·diag(1/diag P)
+        weights = precision / -np.diag(precision)
+        np.fill_diagonal(weights, 0.0)
+        return weights
+    return np.eye(len(lam)) - precision * lam  # DLAE: I − PΛ
+
+
+@pytest.mark.parametrize("shape", [(40, 12), (8, 30)], ids=["more users: primal", "fewer users: dual"])
+@pytest.mark.parametrize("dropout", [0.0, 0.25, 0.6])
+@pytest.mark.parametrize("zero_diagonal", [True, False], ids=["edlae", "dlae"])
+def test_both_systems_give_the_formula(shape, dropout, zero_diagonal):
+    x = (np.random.default_rng(3).random(shape) < 0.3).astype(np.float64)
+    expected = numpy_weights(x, 5.0, dropout, zero_diagonal)
+    sparse = torch.tensor(x, dtype=torch.float32).to_sparse().coalesce()
+    for solve in (ease.solve_primal, ease.solve_dual):
+        weights, _ = solve(sparse, 5.0, dropout, zero_diagonal)
+        np.testing.assert_allclose(weights.numpy(), expected, atol=2e-5, rtol=1e-4)
+
+
+def test_a_dropout_outside_zero_to_one_is_refused():
+    from cfexp.errors import UserError
+
+    with pytest.raises(UserError, match="dropout"):
+        ease.EASE(3, 4, 10.0, 0.0, 0, dropout=1.0)
