@@ -115,6 +115,24 @@ class EASE(nn.Module):
         self.history = column[order]
 
 
+def positives_matrix(model: EASE, train: TensorPart):
+    """X, the users × kept movies matrix of training positives (sparse, ones), with the kept movies, each movie's
+    column in X (-1: not kept) and the positives themselves."""
+    device = train.ratings.device
+    kept = kept_movies(train, model.n_movies, model.width)
+    kept_column = torch.full((model.n_movies,), -1, dtype=torch.long, device=device)
+    kept_column[kept] = torch.arange(len(kept), device=device)
+    positives = Positives.of(train, model.positives)
+    inside = kept_column[positives.movies] >= 0
+    x = torch.sparse_coo_tensor(
+        torch.stack([positives.users[inside], kept_column[positives.movies[inside]]]),
+        torch.ones(int(inside.sum()), device=device),
+        (model.n_users, len(kept)),
+        check_invariants=False,
+    ).coalesce()
+    return x, kept, kept_column, positives
+
+
 def kept_movies(train: TensorPart, n_movies: int, width: int) -> torch.Tensor:
     """The movies rated in training, at most the `width` rated most often (ties: lower code), in code order."""
     counts = torch.bincount(train.movies, minlength=n_movies)
@@ -205,17 +223,7 @@ def fit(model: EASE, train: TensorPart, val: TensorPart, recipe: Recipe, callbac
     available = free_bytes(device)
     if model.fit_bytes() > available:  # the memory may have gone since the sweep's checks
         raise UserError(model.too_big(available))
-    kept = kept_movies(train, model.n_movies, model.width)
-    kept_column = torch.full((model.n_movies,), -1, dtype=torch.long, device=device)
-    kept_column[kept] = torch.arange(len(kept), device=device)
-    positives = Positives.of(train, model.positives)
-    inside = kept_column[positives.movies] >= 0
-    x = torch.sparse_coo_tensor(
-        torch.stack([positives.users[inside], kept_column[positives.movies[inside]]]),
-        torch.ones(int(inside.sum()), device=device),
-        (model.n_users, len(kept)),
-        check_invariants=False,
-    ).coalesce()
+    x, kept, kept_column, positives = positives_matrix(model, train)
     solve = solve_dual if model.dual else solve_primal
     try:
         weights, wide = solve(x, model.l2, model.dropout, model.zero_diagonal)

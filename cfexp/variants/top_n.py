@@ -1,9 +1,9 @@
-"""The ranking-only variants: the floors of top-N recommendation (BPR, EASE, iALS) and the denoising linear
-autoencoder above them (DLAE)."""
+"""The ranking-only variants: the floors of top-N recommendation (BPR, EASE, iALS, ItemKNN) and the denoising
+linear autoencoder above them (DLAE)."""
 
 from __future__ import annotations
 
-from cfexp.fit import bpr, ease, ials
+from cfexp.fit import bpr, ease, ials, itemknn
 from cfexp.models.modules import EmbeddingBPR
 from cfexp.variants.registry import CLOSED_FORM_UNUSED, SGD_ONLY, SGD_RECIPE, Param, Trainer, register
 
@@ -14,6 +14,13 @@ EASE = Trainer(
     SGD_ONLY | {"n_factors"},
     CLOSED_FORM_UNUSED,
     settings=lambda params, options: "none (fitted in closed form)",
+)
+ITEMKNN = Trainer(
+    "itemknn",
+    itemknn.fit,
+    SGD_ONLY | {"n_factors"},
+    CLOSED_FORM_UNUSED,
+    settings=lambda params, options: "none (one pass of similarities)",
 )
 IALS = Trainer("ials", ials.fit, SGD_ONLY, SGD_RECIPE | {"y_range"})  # alternating least squares
 
@@ -67,6 +74,25 @@ def _dlae(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, dropout=0.
           zero_diagonal=False):  # fmt: skip
     """DLAE (Steck 2020): EASE's closed form under input dropout p; zero_diagonal = true is EDLAE. Ranks only."""
     return ease.EASE(n_users, n_movies, l2, positives, max_items, dropout, zero_diagonal)
+
+
+@register(
+    "itemknn",
+    init="constant(0)",
+    trainer=ITEMKNN,
+    uses_y_range=False,
+    epoch_cost=0.3,
+    rates=False,
+    space={
+        "neighbours": Param("int", 10, 1000, log=True),
+        "shrink": Param("float", 0.0, 100.0),
+        "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
+    },
+)
+def _itemknn(n_users, n_movies, n_factors, y_range, sparse, *, neighbours=200, shrink=10.0, positives=0.0,
+             max_items=0):  # fmt: skip
+    """ItemKNN: shrunk cosine similarity between movies, each keeping its nearest neighbours. Ranks only."""
+    return itemknn.ItemKNN(n_users, n_movies, neighbours, shrink, positives, max_items)
 
 
 @register(

@@ -1,4 +1,5 @@
-"""The denoising linear autoencoders (Steck 2020) from EASE's factorization, against their formulas in numpy."""
+"""The denoising linear autoencoders (Steck 2020) from EASE's factorization, and ItemKNN's neighbours, against their
+formulas in numpy."""
 
 import numpy as np
 import pytest
@@ -35,3 +36,18 @@ def test_a_dropout_outside_zero_to_one_is_refused():
 
     with pytest.raises(UserError, match="dropout"):
         ease.EASE(3, 4, 10.0, 0.0, 0, dropout=1.0)
+
+
+def test_itemknn_keeps_each_movies_nearest_shrunk_cosine_neighbours():
+    from cfexp.fit import itemknn
+
+    x = (np.random.default_rng(4).random((30, 10)) < 0.4).astype(np.float64)
+    gram = x.T @ x
+    norms = np.sqrt(np.diag(gram))
+    expected = gram / (np.outer(norms, norms) + 2.0)
+    np.fill_diagonal(expected, 0.0)
+    for column in expected.T:  # each movie keeps its 3 nearest; among equal similarities, the lower codes
+        order = np.lexsort((np.arange(len(column)), -column.astype(np.float32)))
+        column[order[3:]] = 0.0
+    sparse = torch.tensor(x, dtype=torch.float32).to_sparse().coalesce()
+    np.testing.assert_allclose(itemknn.similarities(sparse, 3, 2.0).numpy(), expected, atol=1e-6)
