@@ -231,11 +231,14 @@ def evaluate(
     return pd.DataFrame(_cfexp(args, echo).get("folds", []))
 
 
-def champion(experiment: str = "variants"):
-    """The experiment's registered champion, loaded: `.top(user_id, k)` gives a frame of recommendations."""
+def champion(experiment: str = "variants", job: str = "ranking"):
+    """The experiment's registered champion for a job, loaded: the ranking champion by default (`.top(user_id, k)`
+    gives a frame of recommendations), or the rating champion with `job="rating"` (`.predict_ratings(frame)`)."""
     from cfexp.serve.recommend import default_model, load_recommender
 
-    uri, _ = default_model(experiment)
+    if job not in ("ranking", "rating"):
+        raise UserError(f"job must be 'ranking' or 'rating', got {job!r}")
+    uri, _ = default_model(experiment, job)
     return load_recommender(uri)
 
 

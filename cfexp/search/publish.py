@@ -61,9 +61,18 @@ def register_finished(client: MlflowClient, outcomes: list[StudyOutcome], commit
 
 
 def crown_champion(client: MlflowClient, experiment: str, rows: list[dict]) -> str | None:
-    """The experiment's MSE-best study's latest version gets the alias `champion`; its registered name."""
+    """The experiment's MSE-best study's latest version gets the alias `champion`, and the study with the highest
+    validation NDCG@k among those tuned for it gets `ranking_champion`; the rating champion's registered name."""
+    ranked = [row for row in rows if str(row.get("objective", "")).startswith("ndcg_at_") and _number(row)]
+    if ranked:
+        best = max(ranked, key=lambda row: row["best_value"])["study"].split("/", 1)[1]
+        model_registry.crown(client, experiment, best, model_registry.RANKING_CHAMPION)
     rated = [row for row in rows if row.get("best_val_loss") is not None]
     if not rated:
         return None
     study = min(rated, key=lambda row: row["best_val_loss"])["study"].split("/", 1)[1]
     return model_registry.model_name(experiment, study) if model_registry.crown(client, experiment, study) else None
+
+
+def _number(row: dict) -> bool:
+    return isinstance(row.get("best_value"), int | float) and row["best_value"] == row["best_value"]  # not NaN

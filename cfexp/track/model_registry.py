@@ -4,8 +4,10 @@ A study's registered model gets a new version only when a sweep found a better t
 a rerun that finds nothing better registers nothing; a version of other data (another `cfexp.data`) is no
 contest. A version is the study's final model (its best trial refit on train + validation); its tags and
 description give the test figures first (reported), then the validation ones (selection), the variant, the data
-and the git commit. The experiment's best rating model, by val MSE (selection never looks at test), carries the
-alias `champion` (`models:/<experiment>.<study>@champion`); when another study takes the lead, the alias moves.
+and the git commit. Two aliases name the experiment's champions, each chosen on validation (never on test): the
+rating champion, `champion` (`models:/<experiment>.<study>@champion`, the lowest val MSE), and the ranking champion,
+`ranking_champion` (the highest val NDCG@k among the studies tuned for it). When another study takes the lead, its
+alias moves.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from mlflow.exceptions import MlflowException
 from cfexp import keys
 from cfexp.system import faults
 
-CHAMPION = "champion"
+CHAMPION = "champion"  # the rating champion: the lowest val MSE
+RANKING_CHAMPION = "ranking_champion"  # the highest val NDCG@k among the studies that tune it
 DATA_TAG = keys.DATA  # the short key of the data a version was fitted and scored on
 
 
@@ -80,33 +83,33 @@ def _description(tags: dict) -> str:
     )
 
 
-def crown(client: MlflowClient, experiment: str, study: str) -> ModelVersion | None:
-    """Give the latest version of `<experiment>.<study>` the alias `champion`, and take it from the experiment's
-    other registered models."""
+def crown(client: MlflowClient, experiment: str, study: str, alias: str = CHAMPION) -> ModelVersion | None:
+    """Give the latest version of `<experiment>.<study>` the alias, and take it from the experiment's other
+    registered models."""
     name = model_name(experiment, study)
     latest = latest_version(client, name)
     if latest is None:
         return None
     for other in client.search_registered_models(f"name LIKE '{experiment}.%'"):
-        if other.name != name and CHAMPION in (other.aliases or {}):
-            client.delete_registered_model_alias(other.name, CHAMPION)
+        if other.name != name and alias in (other.aliases or {}):
+            client.delete_registered_model_alias(other.name, alias)
             faults.point("registration")
-    if str((client.get_registered_model(name).aliases or {}).get(CHAMPION)) != str(latest.version):
-        client.set_registered_model_alias(name, CHAMPION, latest.version)
+    if str((client.get_registered_model(name).aliases or {}).get(alias)) != str(latest.version):
+        client.set_registered_model_alias(name, alias, latest.version)
     return latest
 
 
-def champion_uri(client: MlflowClient, experiment: str) -> str | None:
-    """`models:/<experiment>.<study>@champion`, or None when no model of the experiment has the alias."""
-    found = champion(client, experiment)
-    return f"models:/{found.name}@{CHAMPION}" if found else None
+def champion_uri(client: MlflowClient, experiment: str, alias: str = CHAMPION) -> str | None:
+    """`models:/<experiment>.<study>@<alias>`, or None when no model of the experiment has the alias."""
+    found = champion(client, experiment, alias)
+    return f"models:/{found.name}@{alias}" if found else None
 
 
-def champion(client: MlflowClient, experiment: str) -> ModelVersion | None:
-    """The model version of the experiment that has the alias `champion`, if one has."""
+def champion(client: MlflowClient, experiment: str, alias: str = CHAMPION) -> ModelVersion | None:
+    """The model version of the experiment that has the alias (`champion`, or `ranking_champion`), if one has."""
     for model in client.search_registered_models(f"name LIKE '{experiment}.%'"):
-        if CHAMPION in (model.aliases or {}):
-            return client.get_model_version_by_alias(model.name, CHAMPION)
+        if alias in (model.aliases or {}):
+            return client.get_model_version_by_alias(model.name, alias)
     return None
 
 
@@ -114,7 +117,7 @@ def provenance(version: ModelVersion) -> str:
     """What a version was fitted on and how it scored, for a reader who picks it: data, test and val figures."""
     tags = version.tags or {}
     parts = [f"data {tags.get(DATA_TAG, 'unrecorded')} (dataset digest {tags.get('dataset.digest', '?')})"]
-    for key, label in ((keys.TEST_MSE, "test MSE"), (keys.VAL_MSE, "val MSE")):
+    for key, label in ((keys.TEST_MSE, "test MSE"), (keys.TEST_NDCG, "test NDCG"), (keys.VAL_MSE, "val MSE")):
         if tags.get(key) not in (None, "", "nan", "None"):
             parts.append(f"{label} {float(tags[key]):.4f}")
     return ", ".join(parts)
