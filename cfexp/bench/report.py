@@ -9,6 +9,7 @@ from cfexp.bench.across import across_section
 from cfexp.bench.chaos_soak import chaos_section
 from cfexp.bench.default_report import default_section
 from cfexp.bench.floors import floors_section
+from cfexp.bench.item_models import item_models_section
 from cfexp.bench.protocol import protocol_section
 from cfexp.bench.protocols import protocols_section
 from cfexp.bench.samplers import samplers_section
@@ -17,7 +18,7 @@ from cfexp.bench.scale_report import scale_section
 SECTIONS = {  # each suite's part, in the order of the parts in the file
     "default": default_section,
     "protocol": lambda r: [*protocol_section(r), *protocols_section(r)],
-    "floors": floors_section,
+    "floors": lambda r: [*floors_section(r), *item_models_section(r)],
     "samplers": samplers_section,
     "across": across_section,
     "scale": scale_section,

@@ -21,6 +21,7 @@ import torch
 from cfexp.bench import across as bench_across
 from cfexp.bench import chaos_soak as bench_chaos
 from cfexp.bench import floors as bench_floors
+from cfexp.bench import item_models as bench_item_models
 from cfexp.bench import peers as bench_peers
 from cfexp.bench import protocols as bench_protocols
 from cfexp.bench import scale as bench_scale
@@ -58,6 +59,8 @@ SUITES = {
         "floors-ials": lambda args: bench_floors.measure_ials(args.device),
         "floors-ease": lambda args: bench_floors.measure_ease(args.device),
         "floors-bayes": lambda args: bench_floors.measure_bayes(args.device),
+        "floors-dlae": lambda args: bench_item_models.measure_dlae(args.device),
+        "floors-itemknn": lambda args: bench_item_models.measure_itemknn(args.device),
     },
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
     "chaos": {
