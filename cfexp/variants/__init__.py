@@ -7,7 +7,7 @@
 from cfexp.variants.registry import REGISTRY, Param, Trainer, Variant, build_model, get_variant, register
 
 # isort: off
-from cfexp.variants import lesson, bayesian, baselines, top_n  # registers cfexp's variants, in this order
+from cfexp.variants import lesson, bayesian, baselines, top_n, autoencoders  # registers cfexp's variants, in order
 
 # isort: on
 from cfexp.variants.lesson import SGD
@@ -18,6 +18,7 @@ __all__ = [
     "Param",
     "Trainer",
     "Variant",
+    "autoencoders",
     "baselines",
     "bayesian",
     "build_model",
