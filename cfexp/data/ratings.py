@@ -164,11 +164,13 @@ def summary(ratings: Ratings, split: Split | None = None) -> dict:
 
 @dataclass(frozen=True)
 class TensorPart:
-    """One part of a split as device tensors: encoded users, movies and float32 ratings."""
+    """One part of a split as device tensors: encoded users, movies and float32 ratings, and each rating's time
+    (int64 seconds) where the data have timestamps, so that a trainer, cfexp's or a user's, can be time-aware."""
 
     users: torch.Tensor
     movies: torch.Tensor
     ratings: torch.Tensor
+    times: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ratings)
@@ -176,8 +178,10 @@ class TensorPart:
 
 def tensors(ratings: Ratings, rows: np.ndarray, device: torch.device | str = "cpu") -> TensorPart:
     frame = ratings.frame
+    stamps = ratings.timestamps
     return TensorPart(
         users=torch.as_tensor(frame.user.to_numpy()[rows].astype(np.int64), device=device),
         movies=torch.as_tensor(frame.movie.to_numpy()[rows].astype(np.int64), device=device),
         ratings=torch.as_tensor(frame.rating.to_numpy(np.float32)[rows], device=device),
+        times=None if stamps is None else torch.as_tensor(stamps[rows], device=device),
     )

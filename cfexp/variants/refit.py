@@ -80,7 +80,10 @@ def fit_final(
     variant = get_variant(run.variant)
     recipe = Recipe(**run.recipe_kwargs())
     model = runner.build_for(run, holdout)
-    no_validation = cfdata.TensorPart(*(t[:0] for t in (holdout.fit.users, holdout.fit.movies, holdout.fit.ratings)))
+    fit = holdout.fit
+    no_validation = cfdata.TensorPart(
+        *(t[:0] if t is not None else None for t in (fit.users, fit.movies, fit.ratings, fit.times))
+    )
     result = variant.trainer.fit(model, holdout.fit, no_validation, recipe, [StopAfter(epochs), *callbacks])
     if result.status == "diverged":
         return model, result, {}

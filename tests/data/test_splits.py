@@ -117,3 +117,13 @@ def test_impossible_split_settings_are_refused(workdir, capsys, setting, words):
 def test_a_split_that_leaves_a_part_empty_is_refused(small):
     with pytest.raises(UserError, match="leave no validation and no test rows"):
         split_of(small, split="user-last", holdout=5)
+
+
+def test_a_trainer_is_given_each_ratings_time(small):
+    from cfexp.variants import runner
+
+    ratings = load_ratings(small)
+    split = split_of(small, split="temporal", test_pct=0.2, val_pct=0.25)
+    tensors = runner.to_device(ratings, split, "cpu")
+    assert tensors.train.times.tolist() == [100, 200, 150, 300, 300]  # rows 0-4, in file order
+    assert tensors.test.times.tolist() == [600, 700, 800, 600]
