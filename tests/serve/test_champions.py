@@ -120,3 +120,56 @@ def test_recommendations_come_from_the_ranking_champion_and_ratings_from_the_rat
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
+
+
+VAES = """
+name = "vaes"
+
+[data]
+ratings = "{ratings}"
+test_pct = 0.2
+val_pct = 0.1
+
+[train]
+device = "cpu"
+schedule = "constant"
+epochs = 2
+lr = 0.001
+batch_size = 100
+n_factors = 16
+
+[sweep]
+trials = 1
+
+[sweep.space]
+n_factors = false
+lr = false
+weight_decay = false
+dropout = false
+positives = false
+
+[[sweep.variants]]
+name = "multvae"
+variant = "multvae"
+objective = "ndcg@10"
+options = {{ hidden = 32 }}
+
+[[sweep.variants]]
+name = "recvae"
+variant = "recvae"
+objective = "ndcg@10"
+options = {{ hidden = 32, encoder_passes = 1 }}
+"""
+
+
+def test_the_autoencoders_are_logged_registered_and_loaded_through_mlflow(workdir, ratings):
+    ratings.frame[ratings.frame.userId <= 150][["userId", "movieId", "rating"]].to_csv("r.csv", index=False)
+    (workdir / "vaes.toml").write_text(VAES.format(ratings=workdir / "r.csv"))
+    assert main(["sweep", "vaes.toml", "--quiet"]) == 0
+    client = mlflow.MlflowClient(default_uri())
+    for study in ("multvae", "recvae"):
+        model = mlflow.pyfunc.load_model(f"models:/vaes.{study}/1")  # MLflow's own loader, as a server uses it
+        top = model.predict(pd.DataFrame({"userId": [1]}), params={"k": 5})
+        assert len(top) == 5 and top.score.is_monotonic_decreasing
+    ranked = [m for m in client.search_registered_models("name LIKE 'vaes.%'") if "ranking_champion" in m.aliases]
+    assert len(ranked) == 1
