@@ -55,29 +55,12 @@ def leaders(frame: pd.DataFrame, setting: str, figure: str, lower_is_better: boo
 def findings(results, frame: pd.DataFrame, k: int) -> list[Finding]:
     settings = [r.label for r in results]
     by_label = {r.label: r for r in results}
-    found: list[Finding] = []
     champions = {s: leaders(frame, s, "val_mse", True) for s in settings}
-    for champion in dict.fromkeys(c[0] for c in champions.values() if c):
-        finding = Finding(f"`{champion}` is the champion (lowest validation MSE)")
-        for s in settings:
-            held = bool(champions[s]) and champions[s][0] == champion
-            significant = None
-            if held and len(champions[s]) > 1:
-                lead, p = paired.mse_test(by_label[s], champion, champions[s][1])
-                significant = lead > 0 and p < paired.ALPHA
-            finding.per_setting[s] = (held, significant)
-        found.append(finding)
     rankers = {s: leaders(frame, s, "test_ndcg", False) for s in settings}
-    for ranker in dict.fromkeys(r[0] for r in rankers.values() if r):
-        finding = Finding(f"`{ranker}` ranks best (test NDCG@{k})")
-        for s in settings:
-            held = bool(rankers[s]) and rankers[s][0] == ranker
-            significant = None
-            if held and len(rankers[s]) > 1:
-                lead, p = paired.ndcg_test(by_label[s], ranker, rankers[s][1], k)
-                significant = lead > 0 and p < paired.ALPHA
-            finding.per_setting[s] = (held, significant)
-        found.append(finding)
+    found = _firsts(
+        champions, "is the champion (lowest validation MSE)", lambda s, a, b: paired.mse_test(by_label[s], a, b)
+    )
+    found += _firsts(rankers, f"ranks best (test NDCG@{k})", lambda s, a, b: paired.ndcg_test(by_label[s], a, b, k))
     first = settings[0]
     if len(champions[first]) > 1:
         found.append(_beats(by_label, frame, champions[first][:2], "test_mse", True, "test MSE", k))
@@ -88,6 +71,22 @@ def findings(results, frame: pd.DataFrame, k: int) -> list[Finding]:
         finding = Finding(f"the lesson's models order by test MSE as {' < '.join(f'`{s}`' for s in order)}")
         for s in settings:
             finding.per_setting[s] = (_lesson_order(frame, s) == order, None)
+        found.append(finding)
+    return found
+
+
+def _firsts(ordered: dict[str, list[str]], words: str, test) -> list[Finding]:
+    """For each study that leads some setting: where it leads, and where its lead over the runner-up is significant
+    (`test(setting, leader, runner_up)` gives the lead and its p)."""
+    found = []
+    for leader in dict.fromkeys(order[0] for order in ordered.values() if order):
+        finding = Finding(f"`{leader}` {words}")
+        for s, order in ordered.items():
+            held, significant = bool(order) and order[0] == leader, None
+            if held and len(order) > 1:
+                lead, p = test(s, leader, order[1])
+                significant = lead > 0 and p < paired.ALPHA
+            finding.per_setting[s] = (held, significant)
         found.append(finding)
     return found
 

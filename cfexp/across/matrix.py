@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
+from cfexp.across.settings import Resolved, resolve
 from cfexp.config.across_table import Setting
 from cfexp.data import key as data_key
-from cfexp.data.dataset import Dataset, load_dataset
-from cfexp.data.inputs import experiment_from
+from cfexp.data.dataset import Dataset
 from cfexp.errors import UserError
 from cfexp.report.collect import Stores, Study
-from cfexp.variants import applicable
 from cfexp.variants.registry import get_variant
 
 FIGURES = {"mse": ("test_loss", True), "ndcg": ("test_ndcg_at_{k}", False)}  # key, and whether lower is better
@@ -27,16 +26,30 @@ FIGURES = {"mse": ("test_loss", True), "ndcg": ("test_ndcg_at_{k}", False)}  # k
 
 @dataclass
 class SettingResult:
-    setting: Setting
-    experiment: object  # config.Experiment, named for its data
-    dataset: Dataset
-    key: data_key.DataKey
+    resolved: Resolved  # the setting, its experiment (named for its data), its data and their key
     studies: list[Study]
     experiment_id: str | None = None
+    scores: dict = field(default_factory=dict)  # per-user test figures of its final models (cfexp.across.paired)
 
     @property
     def label(self) -> str:
-        return self.setting.label
+        return self.resolved.setting.label
+
+    @property
+    def setting(self) -> Setting:
+        return self.resolved.setting
+
+    @property
+    def experiment(self):
+        return self.resolved.experiment
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.resolved.dataset
+
+    @property
+    def key(self) -> data_key.DataKey:
+        return self.resolved.key
 
     def tested(self) -> list[Study]:
         """The studies with a final model scored on test."""
@@ -49,26 +62,19 @@ def collect(
     """Every setting's experiment, data and studies; a setting with no sweep in the stores is refused in one line."""
     found = []
     for setting in settings:
-        one = argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, *setting.overrides()]})
-        try:
-            experiment = experiment_from(one, need_runs=False)
-            dataset = load_dataset(experiment.data)
-        except UserError as exc:
-            raise UserError(f"setting {setting.label}: {exc}") from None
-        key = data_key.data_key(dataset, experiment)
-        experiment = data_key.named_for_data(experiment, key)
-        experiment, _ = applicable.studies_for(experiment, dataset.ratings)
+        resolved = resolve(args, setting)
+        name = resolved.experiment.name
         if on_open is not None:
-            on_open(experiment.name)
-        studies = stores.studies(experiment.name)
+            on_open(name)
+        studies = stores.studies(name)
         if not studies:
             raise UserError(
-                f"setting {setting.label} has no sweep in the stores ({experiment.name}): run cfexp sweep "
+                f"setting {setting.label} has no sweep in the stores ({name}): run cfexp sweep "
                 f"{args.experiment} with the same settings first"
             )
         for study in studies:
-            data_key.check_tagged(f"study {study.name}", study.data, key)
-        found.append(SettingResult(setting, experiment, dataset, key, studies, stores.experiment_id(experiment.name)))
+            data_key.check_tagged(f"study {study.name}", study.data, resolved.key)
+        found.append(SettingResult(resolved, studies, stores.experiment_id(name)))
     return found
 
 

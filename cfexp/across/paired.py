@@ -28,36 +28,55 @@ def _model(run_id: str):
     return load_recommender(f"runs:/{run_id}/model")
 
 
+def _runs(result) -> dict[str, str]:
+    return {st.label: st.final.run_id for st in result.tested()}
+
+
+def _errors(result, run_id: str):
+    """The final model's per-user squared errors on the setting's test split, computed once per setting."""
+    key = ("mse", run_id)
+    if key not in result.scores:
+        frame = result.dataset.ratings.frame.iloc[result.dataset.split.test][["userId", "movieId", "rating"]]
+        with torch.inference_mode():
+            result.scores[key] = per_user_errors(_model(run_id).predict_ratings, frame)
+    return result.scores[key]
+
+
+def _ndcg(result, run_id: str, k: int) -> np.ndarray:
+    """The final model's per-user test NDCG@k, computed once per setting (the ranking data built once too)."""
+    if ("ranking", k) not in result.scores:
+        protocol = Protocol(k, result.key.relevance)
+        holdout = refit.holdout_for(result.dataset.ratings, result.dataset.split, "cpu", protocol)
+        result.scores[("ranking", k)] = holdout.ranking
+    key = ("ndcg", run_id, k)
+    if key not in result.scores:
+        result.scores[key] = ranking.per_user(_model(run_id).predictor.model, result.scores[("ranking", k)])[1][:, 0]
+    return result.scores[key]
+
+
 def mse_test(result, a: str, b: str) -> tuple[float, float]:
     """(b's test MSE − a's, the paired permutation p) over the setting's test users; NaN where either has no final."""
-    runs = {st.label: st.final.run_id for st in result.tested()}
+    runs = _runs(result)
     if a not in runs or b not in runs:
         return math.nan, math.nan
-    frame = result.dataset.ratings.frame.iloc[result.dataset.split.test][["userId", "movieId", "rating"]]
-    with torch.inference_mode():
-        errors = [per_user_errors(_model(runs[x]).predict_ratings, frame) for x in (a, b)]
-    lead = champion_lead(a, errors[0], b, errors[1])
+    lead = champion_lead(a, _errors(result, runs[a]), b, _errors(result, runs[b]))
     return lead.lead, lead.p
 
 
 def ndcg_test(result, a: str, b: str, k: int) -> tuple[float, float]:
     """(a's mean test NDCG@k − b's, the paired permutation p) over the setting's ranked test users."""
-    runs = {st.label: st.final.run_id for st in result.tested()}
+    runs = _runs(result)
     if a not in runs or b not in runs:
         return math.nan, math.nan
-    dataset = result.dataset
-    protocol = Protocol(k, result.key.relevance)
-    holdout = refit.holdout_for(dataset.ratings, dataset.split, "cpu", protocol)
-    scores = [ranking.per_user(_model(runs[x]).predictor.model, holdout.ranking)[1][:, 0] for x in (a, b)]
-    if not len(scores[0]):
+    first, second = _ndcg(result, runs[a], k), _ndcg(result, runs[b], k)
+    if not len(first):
         return math.nan, math.nan
-    difference = scores[0] - scores[1]
     found = stats.permutation_test(
-        (scores[0], scores[1]),
+        (first, second),
         lambda x, y, axis=-1: np.mean(x - y, axis=axis),
         permutation_type="samples",
         vectorized=True,
         n_resamples=RESAMPLES,
         random_state=np.random.default_rng(0),
     )
-    return float(difference.mean()), float(found.pvalue)
+    return float((first - second).mean()), float(found.pvalue)

@@ -14,19 +14,11 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from cfexp.config.across_table import Setting, from_cli
 from cfexp.errors import UserError
 from cfexp.search.summary_document import json_safe, write_atomically
-
-
-@dataclass(frozen=True)
-class Planned:
-    setting: Setting
-    experiment: str  # the setting's experiment name on its data (cfexp.data.key)
-    args: argparse.Namespace
 
 
 def settings_of(args: argparse.Namespace, experiment) -> tuple[Setting, ...]:
@@ -36,44 +28,26 @@ def settings_of(args: argparse.Namespace, experiment) -> tuple[Setting, ...]:
     return from_cli(args.across) if getattr(args, "across", None) else experiment.across
 
 
-def plan(args: argparse.Namespace, settings: tuple[Setting, ...]) -> list[Planned]:
-    """Each setting's sweep, checked: its experiment, its data read and split, the studies its data allow."""
-    from cfexp.data import key as data_key
-    from cfexp.data.dataset import load_dataset
-    from cfexp.data.inputs import experiment_from
-    from cfexp.variants import applicable
-
-    planned = []
-    for setting in settings:
-        one = argparse.Namespace(**{**vars(args), "overrides": [*args.overrides, *setting.overrides()]})
-        one.across, one.in_setting = [], setting.label
-        try:
-            experiment = experiment_from(one, need_runs=False)
-            dataset = load_dataset(experiment.data)
-            experiment = data_key.named_for_data(experiment, data_key.data_key(dataset, experiment))
-            applicable.studies_for(experiment, dataset.ratings)
-        except UserError as exc:
-            raise UserError(f"setting {setting.label}: {exc}") from None
-        planned.append(Planned(setting, experiment.name, one))
-    return planned
-
-
 def run(args: argparse.Namespace, name: str, settings: tuple[Setting, ...], sweep_one) -> int:
     """Sweep every setting of experiment `name` in turn with `sweep_one(args)`; the benchmark's summary if asked."""
-    planned = plan(args, settings)
-    print(f"{len(planned)} settings: " + "; ".join(f"{p.setting.label} ({p.experiment})" for p in planned), flush=True)
+    from cfexp.across.settings import resolve
+
+    planned = [resolve(args, setting) for setting in settings]  # every setting checked before anything is written
+    names = "; ".join(f"{p.setting.label} ({p.experiment.name})" for p in planned)
+    print(f"{len(planned)} settings: {names}", flush=True)
     started, done = time.perf_counter(), []
     with tempfile.TemporaryDirectory(prefix="cfexp-across-") as folder:
         for i, one in enumerate(planned, start=1):
-            print(f"\n== setting {i} of {len(planned)}: {one.setting.label} ({one.experiment})", flush=True)
+            print(f"\n== setting {i} of {len(planned)}: {one.setting.label} ({one.experiment.name})", flush=True)
             one.args.summary = str(Path(folder) / f"{i}.json")
             began = time.perf_counter()
             code = sweep_one(one.args)
             if code:
                 raise UserError(f"setting {one.setting.label} exited with {code}; rerun the same command to resume")
             summary = json.loads(Path(one.args.summary).read_text())
-            done.append({"setting": one.setting.label, "values": dict(one.setting.values), "experiment": one.experiment,
-                         "wall": time.perf_counter() - began, "summary": summary})  # fmt: skip
+            done.append({"setting": one.setting.label, "values": dict(one.setting.values),
+                         "experiment": one.experiment.name, "wall": time.perf_counter() - began,
+                         "summary": summary})  # fmt: skip
     wall = time.perf_counter() - started
     if not args.quiet:
         walls = ", ".join(f"{d['setting']} {d['wall']:.1f} s" for d in done)

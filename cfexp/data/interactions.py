@@ -46,13 +46,13 @@ def _label(name: str | int) -> str:
 def _arrow(path: Path, wanted: dict, separator: str, header: bool) -> pd.DataFrame | None:
     names = [_label(n) for n in wanted.values()]
     try:
-        with _opened(path, separator) as (source, delimiter):
-            table = pa_csv.read_csv(
-                source,
-                read_options=pa_csv.ReadOptions(autogenerate_column_names=not header),
-                parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                convert_options=pa_csv.ConvertOptions(include_columns=names),
-            )
+        source, delimiter = _source(path, separator)
+        table = pa_csv.read_csv(
+            source,
+            read_options=pa_csv.ReadOptions(autogenerate_column_names=not header),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+            convert_options=pa_csv.ConvertOptions(include_columns=names),
+        )
     except (KeyError, pa.ArrowInvalid):  # a column that is not there, or a bad value: pandas says which
         return None
     return pd.DataFrame({name: table.column(name).to_numpy(zero_copy_only=False) for name in names}, copy=False)
@@ -80,20 +80,12 @@ def _missing(path: Path, header: bool, names: list[str], found: list):
     raise UserError(f"{path} has no {what} {absent_shown} (it has {shown}); see [data] columns")
 
 
-class _opened:
-    """The file as pyarrow reads it: a multi-character separator ('::') is turned into a tab first."""
-
-    def __init__(self, path: Path, separator: str):
-        self.path, self.separator = path, separator
-
-    def __enter__(self):
-        if len(self.separator) == 1:
-            return str(self.path), self.separator  # a path: pyarrow opens it, decompressing .gz or .bz2 by name
-        content = pa.py_buffer(self.path.read_bytes().replace(self.separator.encode(), b"\t"))
-        return pa.BufferReader(content), "\t"
-
-    def __exit__(self, *exc) -> None:
-        return None
+def _source(path: Path, separator: str):
+    """What pyarrow reads, and with which delimiter: the path itself (pyarrow decompresses .gz or .bz2 by name), or,
+    for a multi-character separator ('::'), the content with it turned into a tab."""
+    if len(separator) == 1:
+        return str(path), separator
+    return pa.BufferReader(pa.py_buffer(path.read_bytes().replace(separator.encode(), b"\t"))), "\t"
 
 
 def _seconds(column: pd.Series, path: Path) -> pd.Series:

@@ -104,6 +104,11 @@ class EASE(nn.Module):
         scores[:, self.kept] = kept_scores
         return scores[:, movies]
 
+    def weights_of(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """B from the positives X, and whether it took float64; FloatingPointError where no B is sound."""
+        solve = solve_dual if self.dual else solve_primal
+        return solve(x, self.l2, self.dropout, self.zero_diagonal)
+
     def set_fitted(self, weights: torch.Tensor, kept: torch.Tensor, positives: Positives, kept_column) -> None:
         self.weights, self.kept = weights.float(), kept
         column = kept_column[positives.movies]
@@ -214,7 +219,8 @@ def solve_dual(x: torch.Tensor, l2: float, dropout: float = 0.0, zero_diagonal: 
 
 @torch.no_grad()
 def fit(model: EASE, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:
-    """Fit B in closed form, as one epoch (its ranking is what the runner's ranking callback adds)."""
+    """Fit B in closed form (the model's `weights_of`: EASE's, DLAE's or ItemKNN's), as one epoch (its ranking is
+    what the runner's ranking callback adds)."""
     device = train.ratings.device
     model.to(device)
     result = FitResult(status="completed")
@@ -224,9 +230,8 @@ def fit(model: EASE, train: TensorPart, val: TensorPart, recipe: Recipe, callbac
     if model.fit_bytes() > available:  # the memory may have gone since the sweep's checks
         raise UserError(model.too_big(available))
     x, kept, kept_column, positives = positives_matrix(model, train)
-    solve = solve_dual if model.dual else solve_primal
     try:
-        weights, wide = solve(x, model.l2, model.dropout, model.zero_diagonal)
+        weights, wide = model.weights_of(x)
     except FloatingPointError as exc:
         result.status, result.reason = "diverged", str(exc)
         weights, wide = torch.zeros(len(kept), len(kept), device=device), False

@@ -5,22 +5,17 @@ S_ij = (xᵢ · xⱼ) / (‖xᵢ‖‖xⱼ‖ + shrink) over the columns of X, t
 S_ii = 0; each column j keeps its `neighbours` largest entries (among equal ones, the lower movie codes) and the rest
 are zero.
 A user's score for movie j is Σ S_ij over the movies i they chose: the same scoring as EASE's (cfexp.fit.ease), and
-the same block ranking pass. It ranks only.
+the same block ranking pass, and EASE's fit (cfexp.fit.ease.fit, which calls `weights_of`). It ranks only.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
 
 import torch
 
-from cfexp.data.implicit import free_bytes
-from cfexp.data.ratings import TensorPart
 from cfexp.errors import UserError
-from cfexp.fit.common import FitResult, Recipe, notify, one_epoch_fit
-from cfexp.fit.ease import EASE, positives_matrix
+from cfexp.fit.ease import EASE
 from cfexp.metrics.ranking import top_k
 
 SIMILARITY_COPIES = 3  # the co-occurrences, the similarities and the kept weights live at once (float32)
@@ -37,15 +32,14 @@ class ItemKNN(EASE):
         super().__init__(n_users, n_movies, 1.0, positives, max_items)
         self.neighbours, self.shrink = neighbours, float(shrink)
 
-    @property
-    def dual(self) -> bool:
-        return False
-
     def fit_bytes(self) -> int:
         return SIMILARITY_COPIES * self.width**2 * 4
 
     def too_big(self, available: int) -> str:
         return super().too_big(available).replace("ease needs", "itemknn needs")
+
+    def weights_of(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        return similarities(x, self.neighbours, self.shrink), False
 
 
 def similarities(x: torch.Tensor, neighbours: int, shrink: float) -> torch.Tensor:
@@ -59,22 +53,3 @@ def similarities(x: torch.Tensor, neighbours: int, shrink: float) -> torch.Tenso
     weights = torch.zeros_like(gram)
     weights.scatter_(0, rows, gram.gather(0, rows))
     return weights
-
-
-@torch.no_grad()
-def fit(model: ItemKNN, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:
-    """The neighbour weights in one pass, as one epoch (its ranking is what the runner's ranking callback adds)."""
-    device = train.ratings.device
-    model.to(device)
-    result = FitResult(status="completed")
-    notify(callbacks, "on_fit_start", model, recipe)
-    started = time.perf_counter()
-    available = free_bytes(device)
-    if model.fit_bytes() > available:
-        raise UserError(model.too_big(available))
-    x, kept, kept_column, positives = positives_matrix(model, train)
-    model.set_fitted(similarities(x, model.neighbours, model.shrink), kept, positives, kept_column)
-    fitted = time.perf_counter()
-    metrics = {"epoch": 0, "train_loss": math.nan, "val_loss": math.nan, "positives": float(len(positives))}
-    metrics.update({"seconds": fitted - started, "train_seconds": fitted - started})
-    return one_epoch_fit(result, metrics, callbacks, started)

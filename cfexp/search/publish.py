@@ -8,6 +8,8 @@ logged it yet is left to that process too.
 
 from __future__ import annotations
 
+import math
+
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
@@ -75,4 +77,4 @@ def crown_champion(client: MlflowClient, experiment: str, rows: list[dict]) -> s
 
 
 def _number(row: dict) -> bool:
-    return isinstance(row.get("best_value"), int | float) and row["best_value"] == row["best_value"]  # not NaN
+    return isinstance(row.get("best_value"), int | float) and math.isfinite(row["best_value"])

@@ -17,7 +17,7 @@ EASE = Trainer(
 )
 ITEMKNN = Trainer(
     "itemknn",
-    itemknn.fit,
+    ease.fit,  # EASE's one pass, with the neighbours' weights (ItemKNN.weights_of)
     SGD_ONLY | {"n_factors"},
     CLOSED_FORM_UNUSED,
     settings=lambda params, options: "none (one pass of similarities)",
