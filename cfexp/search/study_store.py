@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 import tempfile
 import time
@@ -82,10 +83,17 @@ class StoreDown(Exception):
 
 def _connection_lost(exc: BaseException) -> bool:
     """A database that cannot be reached now (a restart, a dropped connection), as opposed to a bad request."""
-    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
-    if isinstance(cause, DBAPIError) and cause.connection_invalidated:
-        return True
-    return isinstance(cause, OperationalError | InterfaceError)
+    # Optuna wraps the driver's error, and may first catch it and fail again on the dead session (a
+    # PendingRollbackError raised while handling it), so the whole chain of causes is looked through.
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, OperationalError | InterfaceError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def patiently(call: Callable, shown: str):
@@ -129,9 +137,25 @@ DATABASE_CALLS = [
 ] + list(CACHED_STORAGE_CALLS)
 
 
+class _QuietOnRestart(logging.Filter):
+    """Drops Optuna's multi-line warning about a query it retries when the cause is a restarting database: the
+    patient call waits that out, and says in one line if it cannot."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        restart = any(mark in text.lower() for mark in _RESTART_MARKS)
+        return not (text.startswith("Caught an error from sqlalchemy") and restart)
+
+
+_RESTART_MARKS = ("adminshutdown", "terminating connection", "server closed the connection", "connection refused")
+_RDB_LOG = logging.getLogger(optuna.storages.RDBStorage.__module__)
+
+
 def patient_storage(storage: optuna.storages.RDBStorage, shown: str) -> optuna.storages.RDBStorage:
     """The storage, its database calls waiting out a database that restarts (still an RDBStorage, so that Optuna
     caches it and runs its heartbeat as on any RDB)."""
+    if not any(isinstance(f, _QuietOnRestart) for f in _RDB_LOG.filters):
+        _RDB_LOG.addFilter(_QuietOnRestart())
     for name in DATABASE_CALLS:
         setattr(storage, name, patiently(getattr(storage, name), shown))
     return storage
