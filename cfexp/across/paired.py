@@ -36,7 +36,7 @@ def _errors(result, run_id: str):
     """The final model's per-user squared errors on the setting's test split, computed once per setting."""
     key = ("mse", run_id)
     if key not in result.scores:
-        frame = result.dataset.ratings.frame.iloc[result.dataset.split.test][["userId", "movieId", "rating"]]
+        frame = result.dataset.ratings.held_out(result.dataset.split.test)
         with torch.inference_mode():
             result.scores[key] = per_user_errors(_model(run_id).predict_ratings, frame)
     return result.scores[key]

@@ -71,6 +71,11 @@ class Ratings:
             return None
         return hashlib.sha256(np.ascontiguousarray(self.timestamps, dtype=np.int64).tobytes()).hexdigest()[:16]
 
+    def held_out(self, rows: np.ndarray) -> pd.DataFrame:
+        """The rows as a model is asked to rate them: userId, movieId and rating, and timestamp where there is one."""
+        columns = ["userId", "movieId", "rating"] + (["timestamp"] if "timestamp" in self.frame else [])
+        return self.frame.iloc[rows][columns]
+
     def decode(self, users: np.ndarray, movies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Map encoded indices back to the original userId and movieId."""
         return self.user_ids[np.asarray(users)], self.movie_ids[np.asarray(movies)]

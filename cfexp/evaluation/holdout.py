@@ -45,9 +45,9 @@ class ChampionLead:
 
 
 def per_user_errors(predict, test: pd.DataFrame) -> pd.DataFrame:
-    """Each test user's summed squared error and rating count; `predict` maps a frame of userId and movieId to
-    ratings."""
-    pairs = test[["userId", "movieId"]]
+    """Each test user's summed squared error and rating count; `predict` maps a frame of userId and movieId (and
+    timestamp, where `test` has one) to ratings."""
+    pairs = test[[c for c in ("userId", "movieId", "timestamp") if c in test]]
     errors = (np.asarray(predict(pairs), dtype=np.float64) - test.rating.to_numpy(np.float64)) ** 2
     frame = pd.DataFrame({"user": test.userId.to_numpy(), "sq": errors})
     return frame.groupby("user").sq.agg(["sum", "count"])
@@ -111,7 +111,7 @@ def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | Non
     if len(rated) < 2:
         return None
     (_, champion, champion_run), (_, runner_up, runner_run) = sorted(rated)[:2]
-    test = ratings.frame.iloc[split.test][["userId", "movieId", "rating"]]
+    test = ratings.held_out(split.test)
 
     def errors(run_id: str) -> pd.DataFrame:
         model = load_recommender(f"runs:/{run_id}/model")  # it maps the data's ids, numbers or text, itself

@@ -202,7 +202,10 @@ def evaluate(model: nn.Module, part: TensorPart) -> dict[str, float]:
     ab = torch.zeros_like(sq)
     for start in range(0, len(part), EVAL_CHUNK):
         stop = start + EVAL_CHUNK
-        err = model(part.users[start:stop], part.movies[start:stop]) - part.ratings[start:stop]
+        rows = (part.users[start:stop], part.movies[start:stop])
+        if getattr(model, "takes_times", False) and part.times is not None:  # a time-aware model: each row's time
+            rows += (part.times[start:stop],)
+        err = model(*rows) - part.ratings[start:stop]
         sq += err.double().square().sum()
         ab += err.double().abs().sum()
     model.train(was_training)

@@ -12,6 +12,9 @@ The same factorization fits the denoising linear autoencoders of Steck (2020, "A
 towards the identity"): with input dropout p, the penalty λI becomes Λ = p/(1−p)·diag(XᵀX) + λI, and
 P = (XᵀX + Λ)⁻¹. DLAE is B = I − PΛ (no constraint on the diagonal); EDLAE keeps EASE's zero diagonal,
 B = I − P·diag(1/diag P). At p = 0 with the zero diagonal both are EASE, by the same code.
+
+X may be graded: with `near_weight` w > 0, a rating within one star below the `positives` threshold enters X (and a
+user's scoring row) as w instead of 0, the rest as 1. The closed forms hold for any X; at w = 0, X is binary.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class EASE(nn.Module):
         max_items: int,
         dropout: float = 0.0,
         zero_diagonal: bool = True,
+        near_weight: float = 0.0,
     ):
         super().__init__()
         if not (isinstance(l2, int | float) and 0 < l2 < math.inf):
@@ -51,7 +55,9 @@ class EASE(nn.Module):
             raise UserError(f"dropout (the autoencoder's p) must be in [0, 1), got {dropout!r}")
         if not isinstance(zero_diagonal, bool):
             raise UserError(f"zero_diagonal must be true or false, got {zero_diagonal!r}")
-        self.dropout, self.zero_diagonal = float(dropout), zero_diagonal
+        if not (isinstance(near_weight, int | float) and not isinstance(near_weight, bool) and 0 <= near_weight <= 1):
+            raise UserError(f"near_weight must be in [0, 1], got {near_weight!r}")
+        self.dropout, self.zero_diagonal, self.near_weight = float(dropout), zero_diagonal, float(near_weight)
         check_threshold(positives)
         if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 0:
             raise UserError(f"max_items must be an integer >= 0 (0: every movie), got {max_items!r}")
@@ -61,6 +67,7 @@ class EASE(nn.Module):
         self.register_buffer("kept", torch.zeros(0, dtype=torch.long))  # their movie codes
         self.register_buffer("history_offsets", torch.zeros(n_users + 1, dtype=torch.long))
         self.register_buffer("history", torch.zeros(0, dtype=torch.long))  # each user's positives, as kept columns
+        self.register_buffer("history_weights", torch.zeros(0))  # and their weights in X
 
     @property
     def width(self) -> int:
@@ -96,9 +103,11 @@ class EASE(nn.Module):
         crow = torch.zeros(len(users) + 1, dtype=torch.long, device=users.device)
         crow[1:] = torch.cumsum(lengths, 0)
         within = torch.arange(int(crow[-1]), device=users.device) - torch.repeat_interleave(crow[:-1], lengths)
-        columns = self.history[torch.repeat_interleave(starts, lengths) + within]
-        ones = torch.ones(len(columns), device=users.device)
-        block = torch.sparse_csr_tensor(crow, columns, ones, (len(users), len(self.kept)), check_invariants=False)
+        at = torch.repeat_interleave(starts, lengths) + within
+        columns = self.history[at]
+        weights = getattr(self, "history_weights", None)  # a model logged before X could be graded has none
+        values = weights[at] if weights is not None and len(weights) else torch.ones(len(at), device=users.device)
+        block = torch.sparse_csr_tensor(crow, columns, values, (len(users), len(self.kept)), check_invariants=False)
         kept_scores = block @ self.weights
         scores = torch.full((len(users), self.n_movies), -math.inf, device=users.device)
         scores[:, self.kept] = kept_scores
@@ -118,20 +127,34 @@ class EASE(nn.Module):
         counts = torch.bincount(users, minlength=self.n_users)
         self.history_offsets = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
         self.history = column[order]
+        self.history_weights = input_weights(self, positives.ratings)[inside][order]
+
+    def input_positives(self, train: TensorPart) -> Positives:
+        """The rows that enter X: the positives, and with `near_weight` those within one star below them."""
+        graded = self.near_weight > 0 and self.positives > 0
+        return Positives.of(train, self.positives - 1.0 if graded else self.positives)
+
+
+def input_weights(model: EASE, ratings: torch.Tensor) -> torch.Tensor:
+    """Each input row's value in X: 1 for a positive, `near_weight` for a rating just below the threshold."""
+    near = getattr(model, "near_weight", 0.0)
+    if not (near > 0 and model.positives > 0):
+        return torch.ones_like(ratings)
+    return torch.where(ratings >= model.positives, 1.0, near).to(ratings.dtype)
 
 
 def positives_matrix(model: EASE, train: TensorPart):
-    """X, the users × kept movies matrix of training positives (sparse, ones), with the kept movies, each movie's
-    column in X (-1: not kept) and the positives themselves."""
+    """X, the users × kept movies matrix of training positives (sparse: ones, or graded), with the kept movies, each
+    movie's column in X (-1: not kept) and the positives themselves."""
     device = train.ratings.device
     kept = kept_movies(train, model.n_movies, model.width)
     kept_column = torch.full((model.n_movies,), -1, dtype=torch.long, device=device)
     kept_column[kept] = torch.arange(len(kept), device=device)
-    positives = Positives.of(train, model.positives)
+    positives = model.input_positives(train)
     inside = kept_column[positives.movies] >= 0
     x = torch.sparse_coo_tensor(
         torch.stack([positives.users[inside], kept_column[positives.movies[inside]]]),
-        torch.ones(int(inside.sum()), device=device),
+        input_weights(model, positives.ratings[inside]),
         (model.n_users, len(kept)),
         check_invariants=False,
     ).coalesce()
@@ -192,9 +215,9 @@ def solve_dual(x: torch.Tensor, l2: float, dropout: float = 0.0, zero_diagonal: 
     P = D − DXᵀK⁻¹XD. At p = 0, λP = I − Xᵀ(λI + XXᵀ)⁻¹X; DLAE's B = I − PΛ is DXᵀK⁻¹X. The movies × movies
     product is float32 where B comes out sound, else float64."""
     dense = x.to_dense()
-    lam = penalty(dense.sum(0), l2, dropout).double()  # X is binary: diag(XᵀX) is each movie's count
+    lam = penalty(dense.double().square().sum(0), l2, dropout)  # diag(XᵀX): each movie's count where X is binary
     if dropout == 0:  # EASE's own form (no scaling by D): λI + XXᵀ
-        kernel = (dense @ dense.T).double()  # exact: integer counts below 2^24
+        kernel = dense.double() @ dense.T.double()
         kernel.diagonal().add_(l2)
     else:
         kernel = (dense.double() / lam) @ dense.T.double()

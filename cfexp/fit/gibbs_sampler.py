@@ -1,24 +1,31 @@
-"""The Gibbs conditionals of biased matrix factorization (BPMF, Salakhutdinov & Mnih 2008), and BPMF's sweep.
+"""The Gibbs sampler of a Bayesian factorization machine whose feature groups are chosen per model: users and
+movies always (that alone is BPMF, Salakhutdinov & Mnih 2008), and any of `implicit` (each user's set of train movies:
+SVD++), `flipped` (each movie's set of train users) and `time` (the time bin of a rating), after Rendle, Zhang and
+Koren (2019). A rating is predicted as
 
-A row is a user's (or movie's) factors with its bias last. Each side of the rating matrix is kept as sparse
-rows × partners matrices, so that every sum a conditional needs over a row's ratings is one sparse-dense product.
-Hyperparameters come from their Normal-Wishart posterior; rows from their Gaussian conditionals, all of a side in
-one batched Cholesky solve. cfexp.fit.svdpp's sampler adds an implicit part to the same machinery.
+    μ + b_u + b_i + b_t + E_u·F_i + E_u·T_t + F_i·T_t,
+
+where E_u = w_u + |N(u)|^-½ Σ_{j ∈ N(u)} y_j (the implicit part only with `implicit`), F_i = v_i + |N(i)|^-½
+Σ_{u ∈ N(i)} z_u (only with `flipped`), and T_t with b_t are the time bin's factors and bias (only with `time`).
+
+A row is a group's factors with its bias last. Each categorical group's rows are drawn from their Gaussian
+conditional in one batched Cholesky solve, with Normal-Wishart hyperparameters; a set part's rows (cfexp.fit.sets)
+are coupled and drawn as one block. Without `time`, a side sees the other side's rows per partner, so that every
+sum over a row's ratings is one sparse product with a rows × partners matrix; with `time` each rating's partner
+differs (the other side's row plus its time bin's), and the sums run over rows × ratings matrices instead.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
+import math
 
 import numpy as np
 import torch
 
 from cfexp.data.ratings import TensorPart
-
-# The products used here are stable. A filter for the whole process, not catch_warnings around the call: that one
-# is not thread-safe, and the tracker's thread leaving its own catch_warnings put the old filters back mid-sweep.
-warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+from cfexp.fit.gibbs_blocks import csr, draw_rows, hyperparameters
+from cfexp.fit.sets import SetPart
 
 
 class Side:
@@ -52,6 +59,38 @@ class Side:
         target_squares += float(bias.square() @ self.partner_counts.double())
         return gram, target_products, target_squares
 
+    def noise_products(self, partner_rows: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Σ ε p over each row's partners p (factors only), for one noise value ε per rating."""
+        pattern = self.pattern
+        noisy = torch.sparse_csr_tensor(
+            pattern.crow_indices(), pattern.col_indices(), noise, pattern.shape, check_invariants=False
+        )
+        return noisy @ partner_rows[:, :-1]
+
+
+class RatingSide:
+    """One group's rows against a partner that differs rating by rating: the sums over a row's ratings as products
+    with a sparse rows × ratings matrix."""
+
+    def __init__(self, rows: torch.Tensor, n_rows: int):
+        ratings = torch.arange(len(rows), device=rows.device)
+        ones = torch.ones(len(rows), device=rows.device)
+        self.rows = rows
+        self.pattern = csr(torch.stack([rows, ratings]), ones, (n_rows, len(rows)))
+
+    def conditional(self, partners: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Each row's Σ p pᵀ and Σ t p over its ratings, for each rating's partner p (factors, then 1 for the bias)
+        and target t; and Σ t²."""
+        n, dim = self.pattern.shape[0], partners.shape[1]
+        upper, symmetric = _upper_triangle(dim, partners.device)
+        pairs = partners.index_select(1, upper[0]).mul_(partners.index_select(1, upper[1]))
+        gram = (self.pattern @ pairs).index_select(1, symmetric).view(n, dim, dim)
+        products = self.pattern @ (partners * targets[:, None])
+        return gram, products, float(targets.double().square().sum())
+
+    def noise_products(self, partners: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.pattern @ (partners[:, :-1] * noise[:, None])
+
 
 @functools.cache
 def _upper_triangle(dim: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,65 +99,6 @@ def _upper_triangle(dim: int, device: torch.device) -> tuple[torch.Tensor, torch
     position = torch.empty(dim, dim, dtype=torch.long, device=device)
     position[upper[0], upper[1]] = position[upper[1], upper[0]] = torch.arange(upper.shape[1], device=device)
     return upper, position.flatten()
-
-
-def csr(index: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    coo = torch.sparse_coo_tensor(index, values, shape, check_invariants=False)
-    return coo.coalesce().to_sparse_csr()
-
-
-def _wishart(df: float, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One Wishart(df, scale) draw by Bartlett's decomposition. (torch's Wishart imports sympy on first use,
-    which alone costs more than a whole short fit.)"""
-    dim = len(scale)
-    bartlett = np.tril(rng.standard_normal((dim, dim)), -1)
-    bartlett[np.diag_indices(dim)] = np.sqrt(rng.chisquare(df - np.arange(dim)))
-    factor = np.linalg.cholesky(scale) @ bartlett
-    return factor @ factor.T
-
-
-def hyperparameters(rows: torch.Tensor, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, precision) of the rows' Gaussian prior, drawn from its Normal-Wishart posterior.
-
-    The hyperprior is BPMF's: mean 0 with beta0 = 2, Wishart with dim degrees of freedom and identity scale."""
-    n, dim = rows.shape
-    x = rows.double()
-    mean = x.mean(0)
-    centred = x - mean
-    scatter, mean = (centred.T @ centred).cpu().numpy(), mean.cpu().numpy()
-    beta0, nu0 = 2.0, dim
-    beta_n, nu_n = beta0 + n, nu0 + n
-    scale_inv = np.eye(dim) + scatter + (beta0 * n / beta_n) * np.outer(mean, mean)
-    scale = np.linalg.inv(scale_inv)
-    precision = _wishart(nu_n, (scale + scale.T) / 2, rng)
-    chol = np.linalg.cholesky(beta_n * precision)
-    draw = n * mean / beta_n + np.linalg.solve(chol.T, rng.standard_normal(dim))
-    return draw, precision
-
-
-def draw_rows(
-    gram: torch.Tensor,
-    target_products: torch.Tensor,
-    prior: tuple[np.ndarray, np.ndarray],
-    noise_precision: float,
-    generator: torch.Generator,
-    prior_shift: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Every row from its Gaussian conditional: precision Λ + α Σ p pᵀ, mean precision⁻¹ (α Σ t p + Λ μ).
-    `prior_shift` moves each row's prior mean μ by its own offset (SVD++'s implicit part)."""
-    n, dim = target_products.shape
-    device = gram.device
-    prior_mean, prior_precision = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in prior)
-    precision = torch.add(prior_precision, gram, alpha=noise_precision)
-    mean = prior_mean if prior_shift is None else prior_shift + prior_mean
-    rhs = torch.add(mean @ prior_precision, target_products, alpha=noise_precision)
-    chol, info = torch.linalg.cholesky_ex(precision)
-    if bool(info.any()):
-        raise FloatingPointError("a row's posterior precision is not positive definite")
-    # x = P⁻¹ rhs + L⁻ᵀ z, with P = L Lᵀ: solve L w = rhs, add z, solve Lᵀ x = w + z.
-    noise = torch.randn(n, dim, 1, device=device, generator=generator)
-    half = torch.linalg.solve_triangular(chol, rhs[:, :, None], upper=False).add_(noise)
-    return torch.linalg.solve_triangular(chol.mT, half, upper=True)[:, :, 0]
 
 
 def with_unit_bias(rows: torch.Tensor) -> torch.Tensor:
@@ -134,31 +114,114 @@ def predict(user_rows: torch.Tensor, movie_rows: torch.Tensor, users: torch.Tens
 
 
 class Sampler:
-    """BPMF's Gibbs sweeps over both sides of the training ratings, from the given starting rows."""
+    """Gibbs sweeps of the model's feature groups over the training ratings, from the given starting rows. Users
+    are drawn first (then their implicit part), movies next (then their flipped part), the time bins last."""
 
     def __init__(
-        self, train: TensorPart, centred: torch.Tensor, user_rows: torch.Tensor, movie_rows: torch.Tensor, seed: int
+        self,
+        train: TensorPart,
+        centred: torch.Tensor,
+        user_rows: torch.Tensor,
+        movie_rows: torch.Tensor,
+        seed: int,
+        features: tuple[str, ...] = (),
+        bins: tuple[torch.Tensor, int] | None = None,
     ):
         n_users, n_movies = len(user_rows), len(movie_rows)
-        self.users = Side(train.users, train.movies, centred, (n_users, n_movies))
-        self.movies = Side(train.movies, train.users, centred, (n_movies, n_users))
         self.generator = torch.Generator(device=centred.device).manual_seed(seed)
         self.rng = np.random.default_rng(seed)
-        self.user_rows, self.movie_rows = user_rows, movie_rows
+        self.train, self.centred = train, centred
+        self.user_rows, self.movie_rows = user_rows, movie_rows  # the effective rows, which predict
+        self.user_base, self.movie_base = user_rows, movie_rows  # less their set parts
+        factors = user_rows.shape[1] - 1
+        self.implicit = self.flipped = None
+        if "implicit" in features:
+            self.implicit = SetPart(train.users, train.movies, (n_users, n_movies), factors)
+        if "flipped" in features:
+            self.flipped = SetPart(train.movies, train.users, (n_movies, n_users), factors)
+        self.bins, self.time_rows = None, None
+        if bins is None:
+            self.users = Side(train.users, train.movies, centred, (n_users, n_movies))
+            self.movies = Side(train.movies, train.users, centred, (n_movies, n_users))
+        else:
+            self.bins, n_bins = bins
+            self.users, self.movies = RatingSide(train.users, n_users), RatingSide(train.movies, n_movies)
+            self.times = RatingSide(self.bins, n_bins)
+            self.time_rows = torch.zeros(n_bins, factors + 1, device=centred.device)  # as the biases: from 0
+        self.sse = math.nan
 
     def sweep(self, noise_precision: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """New user rows, then new movie rows: the rows that predict (u · m + biases), and their training SSE."""
-        prior = hyperparameters(self.user_rows, self.rng)
-        gram, products, _ = self.users.conditional(self.movie_rows)
-        self.user_rows = draw_rows(gram, products, prior, noise_precision, self.generator)
-        return self.user_rows, *self.draw_movies(self.user_rows, noise_precision)
+        """One draw of every group: the effective user and movie rows, and the training SSE after the sweep."""
+        self.user_base, self.user_rows = self._draw_side(self.users, self.user_base, self.implicit, noise_precision)
+        self.movie_base, self.movie_rows = self._draw_side(
+            self.movies, self.movie_base, self.flipped, noise_precision, last=self.bins is None
+        )
+        if self.bins is not None:
+            prior = hyperparameters(self.time_rows, self.rng)
+            gram, products, squares = self._rating_conditional(self.times)
+            self.time_rows = draw_rows(gram, products, prior, noise_precision, self.generator)
+            self.sse = _sse(gram, products, squares, self.time_rows)
+        elif self.flipped is not None:  # the movies' rows moved after their conditional: count the errors anew
+            predicted = self.predict(self.train.users, self.train.movies)
+            self.sse = float((self.centred - predicted).double().square().sum())
+        return self.user_rows, self.movie_rows, self.sse
 
-    def draw_movies(self, partner_rows: torch.Tensor, noise_precision: float) -> tuple[torch.Tensor, float]:
-        """New movie rows given the users' rows as the movies see them, and the training SSE of the new pair."""
-        prior = hyperparameters(self.movie_rows, self.rng)
-        gram, products, squares = self.movies.conditional(partner_rows)
-        self.movie_rows = x = draw_rows(gram, products, prior, noise_precision, self.generator)
-        # Σ (t - x·p)² over each movie's ratings = Σ t² - 2 x·Σ t p + xᵀ (Σ p pᵀ) x
-        per_movie = torch.bmm(gram, x[:, :, None])[:, :, 0].sub_(products, alpha=2.0)
-        sse = squares + float(torch.linalg.vecdot(x, per_movie).double().sum())
-        return x, sse
+    def _draw_side(self, side, base: torch.Tensor, part: SetPart | None, noise_precision: float, last=False):
+        """(base, effective) rows of one side: the effective rows from their conditional, with the prior mean
+        moved by the set part (E = w + shift, w ~ N(μ, Λ)), then the set part given them."""
+        prior = hyperparameters(base, self.rng)
+        if self.bins is None:
+            partner_rows = self.movie_rows if side is self.users else self.user_rows
+            gram, products, squares = side.conditional(partner_rows)
+            noise_products = functools.partial(side.noise_products, partner_rows)
+        else:
+            gram, products, squares = self._rating_conditional(side)
+            noise_products = functools.partial(side.noise_products, self._partners(side)[0])
+        shift = None if part is None else part.shift()
+        rows = draw_rows(gram, products, prior, noise_precision, self.generator, prior_shift=shift)
+        if last:
+            self.sse = _sse(gram, products, squares, rows)
+        if part is None:
+            return rows, rows
+        base = rows - shift
+        part.draw(gram, products, base, noise_products, noise_precision, self.generator, self.rng)
+        return base, base + part.shift()
+
+    def _partners(self, side) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each rating's partner for `side` (the other two groups' rows summed, with 1 for the bias) and target
+        (the centred rating less the partners' biases and their own product)."""
+        groups = {self.users: (self.train.users, self.user_rows), self.movies: (self.train.movies, self.movie_rows)}
+        groups[self.times] = (self.bins, self.time_rows)
+        (a_index, a_rows), (b_index, b_rows) = (groups[g] for g in groups if g is not side)
+        a, b = a_rows[a_index], b_rows[b_index]
+        targets = self.centred - a[:, -1] - b[:, -1] - torch.linalg.vecdot(a[:, :-1], b[:, :-1])
+        partners = a.add_(b)
+        partners[:, -1] = 1.0
+        return partners, targets
+
+    def _rating_conditional(self, side: RatingSide):
+        return side.conditional(*self._partners(side))
+
+    def rows(self) -> tuple[torch.Tensor, ...]:
+        """What predicts now: the effective user and movie rows, and the time bins' rows with `time`."""
+        if self.time_rows is None:
+            return self.user_rows, self.movie_rows
+        return self.user_rows, self.movie_rows, self.time_rows
+
+    def predict(self, users: torch.Tensor, movies: torch.Tensor, bins: torch.Tensor | None = None) -> torch.Tensor:
+        """The current draw's centred predictions of (user, movie[, time bin]) rows."""
+        predicted = predict(self.user_rows, self.movie_rows, users, movies)
+        if self.time_rows is not None:
+            predicted += time_part(self.user_rows[users], self.movie_rows[movies], self.time_rows[bins])
+        return predicted
+
+
+def time_part(u: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What a rating's time bin adds: its bias, and its factors' products with the user's and the movie's."""
+    return torch.linalg.vecdot(t[:, :-1], u[:, :-1] + m[:, :-1]) + t[:, -1]
+
+
+def _sse(gram: torch.Tensor, products: torch.Tensor, squares: float, rows: torch.Tensor) -> float:
+    """Σ (t − x·p)² over the ratings of the group just drawn = Σ t² − 2 x·Σ t p + xᵀ (Σ p pᵀ) x."""
+    per_row = torch.bmm(gram, rows[:, :, None])[:, :, 0].sub_(products, alpha=2.0)
+    return squares + float(torch.linalg.vecdot(rows, per_row).double().sum())

@@ -10,7 +10,8 @@ from cfexp.metrics.ranking import scores_for, top_k
 
 
 class RatingPredictor(nn.Module):
-    """forward(x): x is an (N, 2) tensor of raw (userId, movieId); returns N ratings, NaN for unseen ids.
+    """forward(x): x is an (N, 2) tensor of raw (userId, movieId), or (N, 3) with each rating's Unix time for a
+    time-aware model (without it, such a model rates at its latest time); returns N ratings, NaN for unseen ids.
     `recommend(userId, k)`: the k movies the model scores highest among those the user has not rated."""
 
     def __init__(self, model: nn.Module, user_ids: np.ndarray, movie_ids: np.ndarray, rated=None):
@@ -37,7 +38,10 @@ class RatingPredictor(nn.Module):
         x = torch.as_tensor(x).to(self.user_ids.device).round().long()
         users, known_user = self._lookup(x[:, 0].contiguous(), self.user_ids, self.user_codes)
         movies, known_movie = self._lookup(x[:, 1].contiguous(), self.movie_ids, self.movie_codes)
-        out = self.model(users, movies).float()
+        rows = (users, movies)
+        if x.shape[1] > 2 and getattr(self.model, "takes_times", False):  # each rating's time (Unix seconds)
+            rows += (x[:, 2],)
+        out = self.model(*rows).float()
         return torch.where(known_user & known_movie, out, torch.full_like(out, float("nan")))
 
     @torch.inference_mode()

@@ -1,11 +1,12 @@
 """The model cfexp logs and registers: an MLflow pyfunc that rates (userId, movieId) pairs, and recommends.
 
 `predict(frame)` with userId and movieId columns returns one predicted rating per row (NaN for an id the model
-does not know). Ids are the data's own: integers, or the text an interaction file names its users and items by
-(then the model keeps them as labels, and its signature takes strings). `predict(frame, params={"k": 10})` with a
-userId column returns, for each user, the k movies the model scores highest among those the user has not rated:
-userId, rank, movieId, title and score. The same two calls work over HTTP once `mlflow models serve` serves it
-(docs/using-the-best-model.md).
+does not know); a time-aware model (bfm with `time`) takes each row's Unix time from an optional timestamp column,
+and rates at its latest time without one. Ids are the data's own: integers, or the text an interaction file names
+its users and items by (then the model keeps them as labels, and its signature takes strings).
+`predict(frame, params={"k": 10})` with a userId column returns, for each user, the k movies the model scores highest
+among those the user has not rated: userId, rank, movieId, title and score. The same two calls work over HTTP once
+`mlflow models serve` serves it (docs/using-the-best-model.md).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 from cfexp.serve.predictor import RatingPredictor, predictor_for
 
 PARAMS = ParamSchema([ParamSpec("k", "long", 0)])  # 0: rate the pairs; k > 0: each user's top k
+TIME = ColSpec("long", "timestamp", required=False)  # Unix seconds: a time-aware model rates at each row's time
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("long", "userId"), ColSpec("long", "movieId", required=False)]), params=PARAMS
+    inputs=Schema([ColSpec("long", "userId"), ColSpec("long", "movieId", required=False), TIME]), params=PARAMS
 )
 TEXT_SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "userId"), ColSpec("string", "movieId", required=False)]), params=PARAMS
+    inputs=Schema([ColSpec("string", "userId"), ColSpec("string", "movieId", required=False), TIME]), params=PARAMS
 )
 
 
@@ -56,13 +58,16 @@ class Recommender(mlflow.pyfunc.PythonModel):
         if k <= 0:
             if "movieId" not in frame:
                 raise ValueError("rating needs a movieId column; for recommendations pass params k > 0")
-            pairs = np.stack([self._codes(frame.userId, 0), self._codes(frame.movieId, 1)], axis=1)
+            columns = [self._codes(frame.userId, 0), self._codes(frame.movieId, 1)]
+            if "timestamp" in frame:
+                columns.append(frame.timestamp.to_numpy(np.float64))
+            pairs = np.stack(columns, axis=1)
             with torch.no_grad():
                 return self.predictor(torch.as_tensor(pairs, dtype=torch.float64)).numpy()
         return pd.concat([self.top(user, k) for user in pd.unique(frame.userId)], ignore_index=True)
 
     def predict_ratings(self, pairs: pd.DataFrame) -> np.ndarray:
-        """The ratings of a frame of userId and movieId (NaN for an id it does not know)."""
+        """The ratings of a frame of userId and movieId, and optionally timestamp (NaN for an id it does not know)."""
         return self.predict(None, pairs)
 
     def top(self, user_id, k: int) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 """Which of an experiment's studies can run on its data: on implicit feedback (no ratings), only the variants that
-rank, with their rating thresholds at 0 (every interaction a positive) and no longer searched; each study left out is
-named in one line with the reason, and an experiment of which none can run is refused.
+rank, with their rating thresholds at 0 (every interaction a positive) and no longer searched; without timestamps,
+none that is time-aware. Each study left out is named in one line with the reason, and an experiment of which none
+can run is refused.
 """
 
 from __future__ import annotations
@@ -13,23 +14,34 @@ from cfexp.variants.registry import get_variant
 
 def studies_for(experiment, ratings) -> tuple[object, list[str]]:
     """The experiment with only the studies its data allow, and a line for each one left out."""
-    if experiment.sweep is None or not ratings.implicit:
+    if experiment.sweep is None or not (ratings.implicit or ratings.timestamps is None):
         return experiment, []
     kept, skipped = [], []
     for spec in experiment.sweep.studies:
-        if get_variant(spec.run.variant).rates:
+        if ratings.timestamps is None and _needs_times(spec):
+            skipped.append(
+                f"skipped study {spec.name}: its time feature group needs timestamps, and {ratings.source} has none"
+            )
+        elif ratings.implicit and get_variant(spec.run.variant).rates:
             skipped.append(
                 f"skipped study {spec.name}: {spec.run.variant} predicts ratings, and {ratings.source} has none "
                 "(implicit feedback: every row a positive)"
             )
         else:
-            kept.append(_without_thresholds(spec))
-    if not kept:
+            kept.append(_without_thresholds(spec) if ratings.implicit else spec)
+    if not kept and ratings.implicit:
         raise UserError(
             f"nothing in {experiment.name} can run on {ratings.source}: it has no ratings (implicit feedback) and "
             "every study's variant predicts ratings; add a ranking variant (popular, bpr, ease or ials)"
         )
+    if not kept:
+        raise UserError(f"nothing in {experiment.name} can run on {ratings.source}: every study needs timestamps")
     return replace(experiment, sweep=replace(experiment.sweep, studies=tuple(kept))), skipped
+
+
+def _needs_times(spec) -> bool:
+    """A study of a time-aware configuration (a Gibbs factorization machine with the `time` group)."""
+    return "time" in {**get_variant(spec.run.variant).options, **spec.run.options}.get("features", ())
 
 
 def _without_thresholds(spec):

@@ -1,4 +1,6 @@
-"""Bayesian MF (BPMF) and Bayesian SVD++, fitted by Gibbs sampling: each epoch one sweep of the sampler."""
+"""Bayesian factorization machines fitted by Gibbs sampling, each epoch one sweep of the sampler: `bfm` with its
+feature groups chosen per study, and its two classic configurations, `bpmf` (users and movies) and `bsvdpp` (plus
+each user's implicit set)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,10 @@ GIBBS = Trainer(
 )
 
 
-def _check_sampler(noise_precision, learn_noise, burn_in, thin) -> None:
+FEATURE_GROUPS = ("implicit", "flipped", "time")
+
+
+def _check_sampler(noise_precision, learn_noise, burn_in, thin, features=(), time_bins=1) -> None:
     if not (isinstance(noise_precision, int | float) and 0 < noise_precision < math.inf):
         raise UserError(f"noise_precision must be a number > 0, got {noise_precision}")
     if not isinstance(learn_noise, bool):
@@ -46,6 +51,11 @@ def _check_sampler(noise_precision, learn_noise, burn_in, thin) -> None:
         raise UserError(f"burn_in must be an integer >= 0, got {burn_in!r}")
     if not isinstance(thin, int) or isinstance(thin, bool) or thin < 1:
         raise UserError(f"thin must be an integer >= 1, got {thin!r}")
+    if isinstance(features, str) or not all(f in FEATURE_GROUPS for f in features):
+        known = ", ".join(FEATURE_GROUPS)
+        raise UserError(f"features must be a list of feature groups out of {known}, got {features!r}")
+    if not isinstance(time_bins, int) or isinstance(time_bins, bool) or time_bins < 1:
+        raise UserError(f"time_bins must be an integer >= 1, got {time_bins!r}")
 
 
 SAMPLER_SPACE = {"n_factors": Param("int", 4, 32, log=True), "noise_precision": Param("float", 1.2, 3.0, log=True)}
@@ -70,3 +80,25 @@ def _bsvdpp(
 ):
     """Bayesian SVD++ by Gibbs sampling (Rendle et al. 2019): BPMF plus each user's implicit set of train movies."""
     return BayesianSVDpp(n_users, n_movies, n_factors, y_range, noise_precision, learn_noise, burn_in, thin)
+
+
+@register("bfm", init="normal(0, 0.3)", trainer=GIBBS, epoch_cost=0.5, space=SAMPLER_SPACE, check=_check_sampler)
+def _bfm(
+    n_users,
+    n_movies,
+    n_factors,
+    y_range,
+    sparse,
+    *,
+    features=FEATURE_GROUPS,
+    time_bins=20,
+    noise_precision=2.0,
+    learn_noise=False,
+    burn_in=4,
+    thin=1,
+):
+    """Bayesian factorization machine by Gibbs sampling over users, movies and the chosen feature groups: implicit
+    (a user's train movies), flipped (a movie's train users), time (a rating's time bin) (Rendle et al. 2019)."""
+    features = tuple(f for f in FEATURE_GROUPS if f in features)
+    sampler = (noise_precision, learn_noise, burn_in, thin)
+    return BayesianMF(n_users, n_movies, n_factors, y_range, *sampler, features=features, bins=time_bins)

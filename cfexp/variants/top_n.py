@@ -68,12 +68,14 @@ def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=
         "l2": Param("float", 10.0, 3000.0, log=True),
         "dropout": Param("float", 0.05, 0.75),
         "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
+        "near_weight": Param("float", 0.0, 0.6),
     },
 )
 def _dlae(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, dropout=0.25, positives=0.0, max_items=0,
-          zero_diagonal=False):  # fmt: skip
-    """DLAE (Steck 2020): EASE's closed form under input dropout p; zero_diagonal = true is EDLAE. Ranks only."""
-    return ease.EASE(n_users, n_movies, l2, positives, max_items, dropout, zero_diagonal)
+          zero_diagonal=False, near_weight=0.0):  # fmt: skip
+    """DLAE (Steck 2020): EASE's closed form under input dropout p, on an X that near_weight may grade;
+    zero_diagonal = true is EDLAE. Ranks only."""
+    return ease.EASE(n_users, n_movies, l2, positives, max_items, dropout, zero_diagonal, near_weight)
 
 
 @register(

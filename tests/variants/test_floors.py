@@ -1,6 +1,7 @@
 """The models that set the bar: EASE's closed form, iALS's alternating solves, Bayesian SVD++'s draws, and EASE's
 refusal of a catalogue that does not fit."""
 
+import functools
 import itertools
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from cfexp.config.experiment import RunConfig
 from cfexp.data import ratings as data
 from cfexp.data.ratings import TensorPart
 from cfexp.fit import common as fitting
-from cfexp.fit import ease, svdpp
+from cfexp.fit import ease, gibbs_sampler
 from cfexp.metrics.ranking import Protocol
 from cfexp.models.modules import BayesianSVDpp
 from cfexp.variants import registry as models
@@ -140,10 +141,11 @@ def test_the_implicit_factors_are_drawn_from_their_exact_conditional():
     f, alpha = 2, 2.0
     generator = torch.Generator().manual_seed(0)
     users, movies = torch.randn(3, f + 1, generator=generator), torch.randn(4, f + 1, generator=generator)
-    sampler = svdpp.ImplicitSampler(train, train.ratings, users, movies, seed=1)
+    sampler = gibbs_sampler.Sampler(train, train.ratings, users, movies, seed=1, features=("implicit",))
     mean, precision = np.array([0.2, -0.1]), np.array([[2.0, 0.3], [0.3, 1.5]])
-    sampler.implicit_prior = lambda: (mean, precision)
+    sampler.implicit.prior = lambda rng: (mean, precision)
     gram, products, _ = sampler.users.conditional(sampler.movie_rows)
+    noise = functools.partial(sampler.users.noise_products, sampler.movie_rows)
 
     q, b = np.kron(np.eye(4), precision), np.tile(precision @ mean, 4)
     v, w = movies[:, :f].double().numpy(), users.double().numpy()
@@ -157,6 +159,11 @@ def test_the_implicit_factors_are_drawn_from_their_exact_conditional():
         residual = t - movies[rated, f].double().numpy() - w[u, f] - v[rated] @ w[u, :f]
         b += alpha / np.sqrt(len(rated)) * np.kron(indicator, v[rated].T @ residual)
     covariance = np.linalg.inv(q)
-    draws = np.stack([sampler.draw_implicit(gram, products, alpha).double().numpy().ravel() for _ in range(4000)])
+
+    def draw() -> np.ndarray:
+        part = sampler.implicit.draw(gram, products, users, noise, alpha, sampler.generator, sampler.rng)
+        return part.double().numpy().ravel()
+
+    draws = np.stack([draw() for _ in range(4000)])
     np.testing.assert_allclose(draws.mean(0), covariance @ b, atol=0.05)
     np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.03)
