@@ -37,6 +37,7 @@ RETRY_OF_TRIAL = "cfexp.retry_of_trial"
 WORKER = "cfexp.worker"  # the process that ran a trial (and a study attribute: the worker holding a study)
 FOLD = "cfexp.fold"
 TEST_LEAD = "cfexp.test_lead"
+TEST_RANKING_LEAD = "cfexp.test_ranking_lead"
 
 # ---------------------------------------------------------------- registered model version tags
 TRIAL = "cfexp.trial"

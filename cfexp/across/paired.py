@@ -12,9 +12,8 @@ from functools import cache
 
 import numpy as np
 import torch
-from scipy import stats
 
-from cfexp.evaluation.holdout import RESAMPLES, champion_lead, per_user_errors
+from cfexp.evaluation.holdout import champion_lead, ndcg_lead, per_user_errors
 from cfexp.metrics import ranking
 from cfexp.metrics.ranking import Protocol
 from cfexp.serve.recommend import load_recommender
@@ -71,12 +70,5 @@ def ndcg_test(result, a: str, b: str, k: int) -> tuple[float, float]:
     first, second = _ndcg(result, runs[a], k), _ndcg(result, runs[b], k)
     if not len(first):
         return math.nan, math.nan
-    found = stats.permutation_test(
-        (first, second),
-        lambda x, y, axis=-1: np.mean(x - y, axis=axis),
-        permutation_type="samples",
-        vectorized=True,
-        n_resamples=RESAMPLES,
-        random_state=np.random.default_rng(0),
-    )
-    return float((first - second).mean()), float(found.pvalue)
+    lead = ndcg_lead(a, first, b, second, k)
+    return lead.lead, lead.p

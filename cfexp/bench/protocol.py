@@ -85,6 +85,7 @@ def measure_protocol(device: str = "cpu") -> dict:
                 continue
             evaluation = json.loads((Path(tmp) / f"{key}.json").read_text())
             found[key] = {"wall": wall, "test_lead": evaluation.get("test_lead")}
+            found[key]["test_ranking_lead"] = evaluation.get("test_ranking_lead")
             found[key]["comparisons"] = evaluation.get("comparisons", [])
     return found
 
@@ -150,6 +151,14 @@ def protocol_section(r: dict) -> list[str]:
                 f"lead {lead['lead']:.4f} MSE, 95% bootstrap interval over {lead['users']} test users "
                 f"[{lead['low']:.4f}, {lead['high']:.4f}], paired permutation test "
                 f"p = {lead.get('p', float('nan')):.3g}."
+            )
+        ranking = part.get("test_ranking_lead") or {}
+        if ranking:
+            lines.append(
+                f"Ranking champion against the top-N floor on the test split: {ranking['champion']} against "
+                f"{ranking['runner_up']}, lead {ranking['lead']:.4f} {ranking['metric']}, 95% bootstrap interval over "
+                f"{ranking['users']} ranked test users [{ranking['low']:.4f}, {ranking['high']:.4f}], paired "
+                f"permutation test p = {ranking['p']:.3g}."
             )
         runner_up = [c for c in part.get("comparisons", []) if c["metric"] == "mse"][:1]
         lines += [f"On the folds, by MSE: {c['sentence']}." for c in runner_up]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from cfexp.bench import docs
 from cfexp.bench.across import across_section
+from cfexp.bench.autoencoders import vaes_section
 from cfexp.bench.chaos_soak import chaos_section
 from cfexp.bench.default_report import default_section
 from cfexp.bench.floors import floors_section
@@ -18,7 +19,7 @@ from cfexp.bench.scale_report import scale_section
 SECTIONS = {  # each suite's part, in the order of the parts in the file
     "default": default_section,
     "protocol": lambda r: [*protocol_section(r), *protocols_section(r)],
-    "floors": lambda r: [*floors_section(r), *item_models_section(r)],
+    "floors": lambda r: [*floors_section(r), *item_models_section(r), *vaes_section(r)],
     "samplers": samplers_section,
     "across": across_section,
     "scale": scale_section,

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from cfexp.bench import across as bench_across
+from cfexp.bench import autoencoders as bench_autoencoders
 from cfexp.bench import chaos_soak as bench_chaos
 from cfexp.bench import floors as bench_floors
 from cfexp.bench import item_models as bench_item_models
@@ -61,6 +62,7 @@ SUITES = {
         "floors-bayes": lambda args: bench_floors.measure_bayes(args.device),
         "floors-dlae": lambda args: bench_item_models.measure_dlae(args.device),
         "floors-itemknn": lambda args: bench_item_models.measure_itemknn(args.device),
+        "floors-vaes": lambda args: bench_autoencoders.measure_vaes(args.device),
     },
     "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
     "chaos": {

@@ -1,5 +1,6 @@
 """`cfexp evaluate`: each study's best configuration, retrained on K seeded folds, with intervals and paired tests;
-and the champion against the runner-up on the test split, by a bootstrap over test users.
+and the champion against the runner-up on the test split, by a bootstrap over test users (and the ranking champion
+against the top-N floor, ease, by NDCG@k).
 
 The sweep picks each study's best trial on one validation split, so its lead may be that split's luck. Here every
 best configuration is trained again on the same K folds of train + validation (scikit-learn's KFold, shuffled with
@@ -93,18 +94,23 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         table = _run_folds(args, experiment, ratings, protocol, splits, chosen, tracker, key)
-        lead = holdout_bootstrap.compare_finals(studies, ratings, split) if len(split.test) else None
-        if lead is not None:
-            tracker.log_metrics(table.attrs["run_id"], {"test_lead": lead.lead, "test_lead_low": lead.low})
-            tracker.log_metrics(table.attrs["run_id"], {"test_lead_high": lead.high, "test_lead_users": lead.users})
-            tracker.log_metrics(table.attrs["run_id"], {"test_lead_p": lead.p})
-            tracker.set_tags(table.attrs["run_id"], {keys.TEST_LEAD: lead.sentence()})
+        lead = ranking_lead = None
+        if len(split.test):
+            lead = holdout_bootstrap.compare_finals(studies, ratings, split)
+            ranking_lead = holdout_bootstrap.ranking_lead(studies, ratings, split, protocol)
+        for found, prefix, tag in (
+            (lead, "test_lead", keys.TEST_LEAD),
+            (ranking_lead, "test_ranking_lead", keys.TEST_RANKING_LEAD),
+        ):
+            if found is not None:
+                _log_lead(tracker, table.attrs["run_id"], found, prefix, tag)
     finally:
         tracker.close()
     if not args.quiet:
         print_evaluation(table, protocol, time.perf_counter() - started, args.nested)
-        if lead is not None:
-            print(f"\n{lead.sentence()}")
+        for found in (lead, ranking_lead):
+            if found is not None:
+                print(f"\n{found.sentence()}")
     if args.summary:
         write_summary(
             args.summary,
@@ -114,10 +120,18 @@ def main(args: argparse.Namespace) -> int:
             folds=json_safe(table.to_dict("records")),
             comparisons=json_safe([{**c.__dict__, "sentence": c.sentence()} for c in comparisons(table, protocol)]),
             test_lead=lead.as_dict() if lead else None,
+            test_ranking_lead=ranking_lead.as_dict() if ranking_lead else None,
             nested=args.nested,
             seconds=time.perf_counter() - started,
         )
     return 0
+
+
+def _log_lead(tracker, run_id: str, lead, prefix: str, tag: str) -> None:
+    """A champion's lead on the test split as the evaluate run's metrics (`prefix`, _low, _high, _users, _p) and tag."""
+    metrics = {prefix: lead.lead, f"{prefix}_low": lead.low, f"{prefix}_high": lead.high}
+    tracker.log_metrics(run_id, metrics | {f"{prefix}_users": lead.users, f"{prefix}_p": lead.p})
+    tracker.set_tags(run_id, {tag: lead.sentence()})
 
 
 def _run_folds(args, experiment, ratings, protocol, splits, chosen, tracker, key) -> pd.DataFrame:

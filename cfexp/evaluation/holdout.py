@@ -1,5 +1,6 @@
-"""The champion against the runner-up on the test split: a paired bootstrap interval, over test users, of how much
-lower the champion's test MSE is.
+"""The champions against their peers on the test split: a paired bootstrap interval, over test users, of how much
+lower the rating champion's test MSE is than the runner-up's (or how much higher the ranking champion's NDCG@k is
+than the top-N floor's, ease), with a paired permutation test.
 
 Both are the studies' final models as logged (refit on train + validation); the champion is the study with the
 lowest validation MSE and the runner-up the next one (selection never looks at test). A test user is the unit that
@@ -29,13 +30,14 @@ class ChampionLead:
     high: float
     users: int
     p: float = float("nan")  # the paired permutation test's, two-sided
+    metric: str = "MSE"  # or "NDCG@k": the lead is then the champion's mean NDCG over the users minus the other's
 
     def sentence(self) -> str:
         verdict = "beats" if self.low > 0 else "is not clearly better than"
         if self.lead < 0 and self.high < 0:
             verdict = "is beaten by"
         return (
-            f"on the test split, {self.champion} {verdict} {self.runner_up} by {self.lead:.4f} MSE "
+            f"on the test split, {self.champion} {verdict} {self.runner_up} by {self.lead:.4f} {self.metric} "
             f"(95% bootstrap interval over {self.users} test users [{self.low:.4f}, {self.high:.4f}]; "
             f"paired permutation test p = {self.p:.3g})"
         )
@@ -86,6 +88,67 @@ def champion_lead(
         champion, runner_up, float(lead(a, b, n)), float(interval.low), float(interval.high), len(both),
         float(swapped.pvalue),
     )  # fmt: skip
+
+
+def ndcg_lead(champion: str, champ: np.ndarray, other_name: str, other: np.ndarray, k: int, seed: int = 0):
+    """The paired bootstrap over users of (champion's NDCG@k − the other's), and the paired permutation test; the
+    arrays hold each ranked test user's NDCG, in the same user order."""
+    differences = np.asarray(champ, dtype=np.float64) - np.asarray(other, dtype=np.float64)
+    found = stats.bootstrap(
+        (differences,), np.mean, vectorized=True, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+        method="BCa", random_state=np.random.default_rng(seed),
+    )  # fmt: skip
+    swapped = stats.permutation_test(
+        (champ, other),
+        lambda x, y, axis=-1: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        random_state=np.random.default_rng(seed),
+    )
+    interval = found.confidence_interval
+    return ChampionLead(
+        champion, other_name, float(differences.mean()), float(interval.low), float(interval.high),
+        len(differences), float(swapped.pvalue), f"NDCG@{k}",
+    )  # fmt: skip
+
+
+def per_user_ndcg(run_id: str, data) -> np.ndarray:
+    """A final model's NDCG@k for each ranked test user of `data` (a RankingData), in its user order."""
+    import torch
+
+    from cfexp.metrics import ranking
+    from cfexp.serve.recommend import load_recommender
+
+    model = load_recommender(f"runs:/{run_id}/model").predictor.model
+    with torch.inference_mode():
+        return ranking.per_user(model, data)[1][:, 0]
+
+
+def ranking_lead(studies, ratings, split, protocol, seed: int = 0) -> ChampionLead | None:
+    """The ranking champion (the highest validation NDCG among the studies tuned for it) against the top-N floor
+    (the study of the variant declared the `top-n` yardstick: ease), or the runner-up where the champion is it."""
+    from cfexp.search.final_run import final_of
+    from cfexp.variants import refit
+    from cfexp.variants.registry import get_variant
+
+    tuned = []
+    for spec, study in studies:
+        final = final_of(study)
+        if final is None or spec.objective == "val_loss" or spec.direction != "maximize":
+            continue
+        best = study.get_trials(deepcopy=False)[final["trial"]]
+        if best.value is not None:
+            tuned.append((best.value, spec.name, final["run_id"], get_variant(spec.run.variant).yardstick))
+    if len(tuned) < 2:
+        return None
+    tuned.sort(key=lambda t: -t[0])
+    champion = tuned[0]
+    floors = [t for t in tuned[1:] if t[3] == "top-n"]
+    other = floors[0] if floors else tuned[1]
+    data = refit.holdout_for(ratings, split, "cpu", protocol).ranking
+    first, second = per_user_ndcg(champion[2], data), per_user_ndcg(other[2], data)
+    return ndcg_lead(champion[1], first, other[1], second, protocol.k, seed)
 
 
 def compare_finals(studies, ratings, split, seed: int = 0) -> ChampionLead | None:

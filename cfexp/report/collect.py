@@ -194,6 +194,7 @@ class Stores:
         table.attrs["run_id"] = parents[0].info.run_id
         table.attrs["nested"] = parents[0].data.params.get("nested") == "True"
         table.attrs["test_lead"] = parents[0].data.tags.get(keys.TEST_LEAD)
+        table.attrs["test_ranking_lead"] = parents[0].data.tags.get(keys.TEST_RANKING_LEAD)
         return table
 
     def seed_runs(self) -> list[SeedRun]:

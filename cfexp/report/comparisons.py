@@ -136,6 +136,8 @@ def evaluation_section(folds: pd.DataFrame | None, k: int) -> Section | None:
     s.add((note + " " if note else "") + "The t-test assumes the per-fold differences are roughly normal.")
     if folds.attrs.get("test_lead"):
         s.add(f"The champion against the runner-up, {folds.attrs['test_lead']}.")
+    if folds.attrs.get("test_ranking_lead"):
+        s.add(f"The ranking champion against the top-N floor, {folds.attrs['test_ranking_lead']}.")
     return s
 
 

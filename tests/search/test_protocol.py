@@ -61,6 +61,15 @@ name = "popular"
 variant = "popular"
 objective = "ndcg@10"
 trials = 1
+
+[[sweep.variants]]
+name = "ease"
+variant = "ease"
+objective = "ndcg@10"
+trials = 1
+space.n_factors = false
+space.lr = false
+space.row_l2 = false
 """
 
 
@@ -96,8 +105,10 @@ def test_a_sweep_on_other_data_never_resumes_or_mixes_the_default_sweeps_studies
     assert main([*default[:4], "--ratings", other_ratings(workdir / "other.csv", ratings)]) == 0
     second = capsys.readouterr()
     assert "0 trial(s) to run" not in second.err and "resuming" not in second.err
+    # the other file has no timestamps: the time-aware study is left out, in words
+    assert "skipped study bfm: its time feature group needs timestamps" in second.err
     found = studies()
-    assert len(found) == 2 * len(load_experiment("experiments/variants.toml").sweep.studies)  # each data's own
+    assert len(found) == 2 * len(load_experiment("experiments/variants.toml").sweep.studies) - 1  # each data's own
     digests = {ratings.digest, data.load_ratings(str(workdir / "other.csv")).digest}
     assert {study.user_attrs["cfexp.data"]["digest"] for study in found.values()} == digests
     for name, study in found.items():
@@ -217,14 +228,14 @@ def test_the_final_model_is_a_run_of_its_own_and_is_registered(small, small_dir,
     client = mlflow.MlflowClient(default_uri())
     experiment = client.get_experiment_by_name("small")
     finals = client.search_runs([experiment.experiment_id], "tags.`cfexp.role` = 'final'")
-    assert len(finals) == 3
+    assert len(finals) == 4
     for run in finals:
         assert run.info.status == "FINISHED" and "test_ndcg_at_10" in run.data.metrics
         parent = client.get_run(run.data.tags["mlflow.parentRunId"])
         assert parent.data.tags["cfexp.role"] == "study"
         assert parent.data.tags["cfexp.final_run_id"] == run.info.run_id
     versions = {v.name: v for v in client.search_model_versions("name LIKE 'small.%'")}
-    assert set(versions) == {"small.a", "small.b", "small.popular"}
+    assert set(versions) == {"small.a", "small.b", "small.popular", "small.ease"}
     for version in versions.values():
         assert client.get_run(version.run_id).data.tags["cfexp.role"] == "final"
         assert version.description.index("test") < version.description.index("Selected on validation")
@@ -269,11 +280,15 @@ def test_evaluate_leaves_the_test_split_alone_and_bootstraps_the_champions_lead(
     lead = summary["test_lead"]
     assert {lead["champion"], lead["runner_up"]} == {"a", "b"} and lead["low"] <= lead["lead"] <= lead["high"]
     assert 0 < lead["p"] <= 1 and "paired permutation test p = " in out
+    ranking = summary["test_ranking_lead"]  # the ranking champion against the top-N floor, by NDCG on test
+    assert {ranking["champion"], ranking["runner_up"]} == {"popular", "ease"} and ranking["metric"] == "NDCG@10"
+    assert ranking["low"] <= ranking["lead"] <= ranking["high"] and 0 < ranking["p"] <= 1
+    assert f"{ranking['runner_up']} by {ranking['lead']:.4f} NDCG@10" in out
     rows = {row["study"]: row for row in json.loads(Path("e.json").read_text())["folds"]}
-    assert set(rows) == {"a", "b", "popular"}
+    assert set(rows) == {"a", "b", "popular", "ease"}
     assert main(["evaluate", str(small), "--folds", "2", "--nested", "--quiet", "--summary", "n.json"]) == 0
     nested = json.loads(Path("n.json").read_text())
-    assert nested["nested"] is True and len(nested["folds"]) == 6
+    assert nested["nested"] is True and len(nested["folds"]) == 8
 
 
 def test_a_kill_during_a_final_fit_leaves_it_to_the_next_sweep(tmp_path):
