@@ -18,14 +18,14 @@ def studies_for(experiment, ratings) -> tuple[object, list[str]]:
         return experiment, []
     kept, skipped = [], []
     for spec in experiment.sweep.studies:
-        if ratings.timestamps is None and _needs_times(spec):
-            skipped.append(
-                f"skipped study {spec.name}: its time feature group needs timestamps, and {ratings.source} has none"
-            )
-        elif ratings.implicit and get_variant(spec.run.variant).rates:
+        if ratings.implicit and get_variant(spec.run.variant).rates:
             skipped.append(
                 f"skipped study {spec.name}: {spec.run.variant} predicts ratings, and {ratings.source} has none "
                 "(implicit feedback: every row a positive)"
+            )
+        elif ratings.timestamps is None and _needs_times(spec):
+            skipped.append(
+                f"skipped study {spec.name}: its time feature group needs timestamps, and {ratings.source} has none"
             )
         else:
             kept.append(_without_thresholds(spec) if ratings.implicit else spec)

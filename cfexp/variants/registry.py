@@ -35,7 +35,7 @@ class Param:
     high: float | None = None
     log: bool = False
     choices: tuple = ()
-    threshold: bool = False  # a rating threshold: on implicit feedback (no ratings) it is 0, every interaction
+    threshold: bool = False  # about ratings (a threshold, a grade): 0 on implicit feedback, every row a positive
 
     def __post_init__(self) -> None:
         if self.kind not in ("int", "float", "categorical"):

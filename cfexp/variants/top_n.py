@@ -68,7 +68,7 @@ def _ease(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, positives=
         "l2": Param("float", 10.0, 3000.0, log=True),
         "dropout": Param("float", 0.05, 0.75),
         "positives": Param("categorical", choices=(0.0, 4.0), threshold=True),
-        "near_weight": Param("float", 0.0, 0.6),
+        "near_weight": Param("float", 0.0, 0.6, threshold=True),  # a grade of ratings: 0 without them
     },
 )
 def _dlae(n_users, n_movies, n_factors, y_range, sparse, *, l2=200.0, dropout=0.25, positives=0.0, max_items=0,

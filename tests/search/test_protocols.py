@@ -183,12 +183,12 @@ def test_an_implicit_file_with_text_ids_sweeps_the_rankers_and_skips_the_rest(wo
     experiment = load_experiment("experiments/variants.toml")
     raters = [spec.name for spec in experiment.sweep.studies if get_variant(spec.run.variant).rates]
     skipped = [line for line in err if "skipped study" in line]
-    assert len(skipped) == len(raters) == 10
+    assert len(skipped) == len(raters) == 11
     assert all("predicts ratings" in line and "implicit feedback" in line for line in skipped)
     summary = json.loads(Path("implicit.json").read_text())
     assert summary["dataset"]["implicit"] is True
     rows = {row["study"].split("/", 1)[1]: row for row in summary["studies"]}
-    assert set(rows) == {"popular", "bpr", "ease", "ials"}
+    assert set(rows) == {"popular", "bpr", "ease", "ials", "dlae", "itemknn", "multvae", "recvae"}
     assert all(row["test_ndcg_at_10"] > 0 for row in rows.values())
     assert "positives" not in rows["ease"]["params"]  # a rating threshold means nothing without ratings
     # the final model speaks the file's ids
