@@ -23,8 +23,8 @@ RECVAE = {"latent": 200, "hidden": 600, "epochs": 8, "batch_size": 500, "lr": 5e
 
 def _cfexp(variant: str, s: dict, options: dict, tensors) -> dict:
     run = RunConfig(
-        name=variant, variant=variant, n_factors=s["latent"], optimizer="adam", lr=s["lr"], weight_decay=0.0,
-        row_l2=0.0, batch_size=s["batch_size"], phases=((s["epochs"], 1.0),), seed=SEED,
+        name=variant, variant=variant, n_factors=s["latent"], optimizer="adam", weight_decay=0.0, row_l2=0.0,
+        batch_size=s["batch_size"], phases=((s["epochs"], s["lr"]),), seed=SEED,
         options={"hidden": s["hidden"], "positives": POSITIVES, **options},
     )  # fmt: skip
     started = time.perf_counter()
