@@ -8,7 +8,7 @@ import math
 
 from cfexp.errors import UserError
 from cfexp.fit import gibbs
-from cfexp.models.modules import BayesianMF, BayesianSVDpp
+from cfexp.models.bayesian import BayesianMF, BayesianSVDpp
 from cfexp.variants.registry import SGD_ONLY, SGD_RECIPE, Param, Trainer, register
 
 

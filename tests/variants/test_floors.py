@@ -16,7 +16,7 @@ from cfexp.data.ratings import TensorPart
 from cfexp.fit import common as fitting
 from cfexp.fit import ease, gibbs_sampler
 from cfexp.metrics.ranking import Protocol
-from cfexp.models.modules import BayesianSVDpp
+from cfexp.models.bayesian import BayesianSVDpp
 from cfexp.variants import registry as models
 from cfexp.variants import runner
 
