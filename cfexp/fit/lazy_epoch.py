@@ -21,7 +21,7 @@ def train_epoch(
     Small batches step each row occurrence (their catch-ups planned for the epoch); large ones step each distinct
     row once, with its occurrences' gradients summed first: at batch 65,536 a batch of ml-25m touches 131k row
     occurrences but only about 48k distinct rows, and it is the rows' state that costs memory traffic. On the CPU
-    the large-batch step runs as two fused loops (lazy_kernels); on a GPU as torch ops."""
+    the large-batch step of a variant with a `link` runs as three fused loops (lazy_kernels); else as torch ops."""
     n, bs = len(ratings), batch_size
     full = n // bs * bs
     # Each full batch's user rows then movie rows, contiguous, so that a batch is a cheap view.
@@ -39,7 +39,8 @@ def train_epoch(
             partners = torch.cat([params[b:], params[:b]])  # small: a fresh tensor costs less than a buffer lookup
             lazy.step(batch_rows, current, gradient(partners, y, own=params))
         return gradient.total
-    fused = FUSED_ON_CPU and lazy.state.device.type == "cpu"
+    fused = FUSED_ON_CPU and lazy.state.device.type == "cpu" and hasattr(model, "link")
+    factors = lazy.sides[0][0].embedding_dim
     for step, (batch_rows, y) in enumerate(batches):
         # the distinct rows, ascending (so that the steps walk the table in order), and each occurrence's index
         # among them: a sort groups the occurrences by row (`order`), and each group is put back in place
@@ -51,31 +52,34 @@ def train_epoch(
         gaps = lazy.stamp(distinct, step)
         params = lazy.buffers.get("distinct params", (len(distinct), lazy.state.shape[2]), lazy.state)
         if fused:
-            lazy_kernels().caught_up_params(*_np(lazy.state, distinct, gaps, lazy.powers, params))
-        else:
-            catch_up = lazy.powers.index_select(0, gaps)
-            params.copy_(lazy.gather(distinct, (catch_up[:, :, 0:1], catch_up[:, :, 1:2]))[:, 0])
-        partner = torch.cat([occurrence[b:], occurrence[:b]])
-        partners = torch.index_select(
-            params, 0, partner, out=lazy.buffers.get("partners", (2 * b, params.shape[1]), params)
-        )
-        if fused:  # the loop scales each Jacobian row by its example's coefficient as it sums them
-            jac, coef = gradient.jacobian(partners, y)
+            kernels = lazy_kernels()
+            kernels.caught_up_params(*_np(lazy.state, distinct, gaps, lazy.powers, params))
+            raw = lazy.buffers.get("raw", (b,), params)
+            kernels.raw_scores(params.numpy(), occurrence.numpy(), factors, model.bias_columns, raw.numpy())
+            coef = gradient.coefficients(*model.link(raw), y)
             offsets = torch.zeros(len(distinct) + 1, dtype=torch.long)
             torch.cumsum(counts, 0, out=offsets[1:])
             summed = lazy.buffers.get("summed", params.shape, params)
-            lazy_kernels().step_rows(
-                *_np(lazy.state, distinct, gaps, lazy.powers, jac, coef, order, offsets, params),
+            kernels.step_rows(
+                *_np(lazy.state, distinct, gaps, lazy.powers, coef, order, offsets, occurrence, params),
+                factors,
+                model.bias_columns,
                 2 * row_l2 / b,
                 lazy.lr,
                 summed.numpy(),
             )
-        else:
-            grad = gradient(partners, y, own=None)
-            summed = lazy.buffers.get("summed", params.shape, params).zero_().index_add_(0, occurrence, grad)
-            if row_l2:  # per use of a row, as the small-batch path adds it to each occurrence's gradient
-                summed.addcmul_(counts.unsqueeze(1).to(summed), params, value=2 * row_l2 / b)
-            lazy.step_distinct(distinct, gaps, summed)
+            continue
+        catch_up = lazy.powers.index_select(0, gaps)
+        params.copy_(lazy.gather(distinct, (catch_up[:, :, 0:1], catch_up[:, :, 1:2]))[:, 0])
+        partner = torch.cat([occurrence[b:], occurrence[:b]])
+        partners = torch.index_select(
+            params, 0, partner, out=lazy.buffers.get("partners", (2 * b, params.shape[1]), params)
+        )
+        grad = gradient(partners, y, own=None)
+        summed = lazy.buffers.get("summed", params.shape, params).zero_().index_add_(0, occurrence, grad)
+        if row_l2:  # per use of a row, as the small-batch path adds it to each occurrence's gradient
+            summed.addcmul_(counts.unsqueeze(1).to(summed), params, value=2 * row_l2 / b)
+        lazy.step_distinct(distinct, gaps, summed)
     return gradient.total
 
 
@@ -100,13 +104,17 @@ class _BatchGradient:
         # d mean(err²) / d err = 2 err / b (a tensor: a Python float would be copied into one every batch)
         self.two_over = {b: torch.tensor(2 / b, device=device) for b in last_sizes}
 
-    def jacobian(self, partners: torch.Tensor, y: torch.Tensor, own=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`partners` ([m; u] rows) turned into d score / d [u; m], and each example's d loss / d score."""
+    def coefficients(self, pred: torch.Tensor, slope: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        """Each example's d loss / d raw score (from its score and the link's slope, None for the identity)."""
         b = len(y)
-        pred, slope, jac = self.model.score_jacobian(partners, b, own)
         err = pred - y
         self.total.add_(torch.dot(err, err), alpha=1 / b)
-        return jac, err.mul_(self.two_over[b]) if slope is None else err.mul_(slope).mul_(self.two_over[b])
+        return err.mul_(self.two_over[b]) if slope is None else err.mul_(slope).mul_(self.two_over[b])
+
+    def jacobian(self, partners: torch.Tensor, y: torch.Tensor, own=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`partners` ([m; u] rows) turned into d score / d [u; m], and each example's d loss / d score."""
+        pred, slope, jac = self.model.score_jacobian(partners, len(y), own)
+        return jac, self.coefficients(pred, slope, y)
 
     def __call__(self, partners: torch.Tensor, y: torch.Tensor, own: torch.Tensor | None) -> torch.Tensor:
         """`partners` ([m; u] rows) becomes the gradient, in the occurrences' order ([u; m]); `own`, the rows

@@ -45,6 +45,9 @@ class EmbeddingModel(nn.Module):
     # `partners` holds each example's movie row then its user row ([m; u]: each side's partner) and becomes the
     # Jacobian in place, so that a trainer can skip autograd and gather the rows straight into that layout; `own`
     # ([u; m]), where the trainer has it, spares the variant a copy of what the Jacobian overwrites.
+    # One whose raw score is u·m over the first table's columns, plus both rows' next column (its bias) where
+    # `bias_columns` is set, may also define link(raw) -> (score, link'(raw) or None): a CPU trainer then computes
+    # raw and the Jacobian inside its fused loops and never gathers the partners at all (cfexp.fit.lazy_kernels).
 
 
 def _rowdot(u: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -73,6 +76,11 @@ class EmbeddingDot(EmbeddingModel):
     def score_jacobian(self, partners: torch.Tensor, b: int, own: torch.Tensor | None = None):
         m, u = partners[:b], partners[b:]  # d (u · m) / d u = m and d / d m = u: the partners are the Jacobian
         return _rowdot(u, m), None, partners
+
+    bias_columns = False
+
+    def link(self, raw: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return raw, None
 
 
 class EmbeddingDotBias(EmbeddingModel):
@@ -117,12 +125,17 @@ class EmbeddingDotBias(EmbeddingModel):
         else:
             jac = partners.index_fill_(1, self.bias_column, 1.0)
             res = _rowdot(own[:b], jac[:b]).add_(own[b:, self.n_factors])
-        jac = partners
+        return *self.link(res), partners
+
+    bias_columns = True
+
+    def link(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The score from the raw u·m + biases, and its slope (None without a y_range: the identity)."""
         if self.y_range is None:
-            return res, None, jac
-        s = torch.sigmoid(res)
+            return raw, None
+        s = torch.sigmoid(raw)
         slope = torch.addcmul(s, s, s, value=-1).mul_(self.range_width)
-        return torch.addcmul(self.range_low, s, self.range_width), slope, jac
+        return torch.addcmul(self.range_low, s, self.range_width), slope
 
 
 class EmbeddingNN(EmbeddingModel):
