@@ -4,7 +4,7 @@ crosstab and summary. The splits are in cfexp.data.splits (re-exported here), th
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -176,6 +176,8 @@ class TensorPart:
     movies: torch.Tensor
     ratings: torch.Tensor
     times: torch.Tensor | None = None
+    # what trainers derive from the part (sparse layouts, cfexp.fit.sparse), kept for the next trial fitted on it
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.ratings)

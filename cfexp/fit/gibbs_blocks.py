@@ -1,21 +1,10 @@
 """The blocks every Gibbs sampler here is built of: Normal-Wishart hyperparameters, a batch of rows drawn from their
-Gaussian conditionals in one Cholesky solve, and sparse CSR matrices."""
+Gaussian conditionals in one Cholesky solve."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-
-# The products used here are stable. A filter for the whole process, not catch_warnings around the call: that one
-# is not thread-safe, and the tracker's thread leaving its own catch_warnings put the old filters back mid-sweep.
-warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
-
-
-def csr(index: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    coo = torch.sparse_coo_tensor(index, values, shape, check_invariants=False)
-    return coo.coalesce().to_sparse_csr()
 
 
 def _wishart(df: float, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:

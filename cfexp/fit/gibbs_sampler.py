@@ -24,8 +24,10 @@ import numpy as np
 import torch
 
 from cfexp.data.ratings import TensorPart
-from cfexp.fit.gibbs_blocks import csr, draw_rows, hyperparameters
+from cfexp.fit import sparse
+from cfexp.fit.gibbs_blocks import draw_rows, hyperparameters
 from cfexp.fit.sets import SetPart
+from cfexp.fit.sparse import Layout
 
 
 class Side:
@@ -34,10 +36,10 @@ class Side:
     Every sum a sweep needs over a row's ratings is a sparse-dense product with these, so that no step gathers
     or scatters per rating."""
 
-    def __init__(self, rows: torch.Tensor, partners: torch.Tensor, centred: torch.Tensor, shape: tuple[int, int]):
-        index = torch.stack([rows, partners])
-        self.pattern = csr(index, torch.ones_like(centred), shape)  # which partners each row rated
-        self.ratings = csr(index, centred, shape)  # what it rated them (centred on the train mean)
+    def __init__(self, layout: Layout, partners: torch.Tensor, centred: torch.Tensor):
+        shape = layout.shape
+        self.pattern = layout.matrix()  # which partners each row rated
+        self.ratings = layout.matrix(centred)  # what it rated them (centred on the train mean)
         # per partner: the sum of its centred ratings and their count (for the squared error)
         self.partner_sums = torch.zeros(shape[1], device=centred.device).index_add_(0, partners, centred)
         self.partner_counts = torch.bincount(partners, minlength=shape[1]).to(centred.dtype)
@@ -72,11 +74,8 @@ class RatingSide:
     """One group's rows against a partner that differs rating by rating: the sums over a row's ratings as products
     with a sparse rows × ratings matrix."""
 
-    def __init__(self, rows: torch.Tensor, n_rows: int):
-        ratings = torch.arange(len(rows), device=rows.device)
-        ones = torch.ones(len(rows), device=rows.device)
-        self.rows = rows
-        self.pattern = csr(torch.stack([rows, ratings]), ones, (n_rows, len(rows)))
+    def __init__(self, layout: Layout):
+        self.pattern = layout.matrix()
 
     def conditional(self, partners: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Each row's Σ p pᵀ and Σ t p over its ratings, for each rating's partner p (factors, then 1 for the bias)
@@ -135,18 +134,21 @@ class Sampler:
         self.user_base, self.movie_base = user_rows, movie_rows  # less their set parts
         factors = user_rows.shape[1] - 1
         self.implicit = self.flipped = None
+        by_user = sparse.ratings_layout(train, False, (n_users, n_movies))
+        by_movie = sparse.ratings_layout(train, True, (n_movies, n_users))
         if "implicit" in features:
-            self.implicit = SetPart(train.users, train.movies, (n_users, n_movies), factors)
+            self.implicit = SetPart(by_user, by_movie, train.users, factors)
         if "flipped" in features:
-            self.flipped = SetPart(train.movies, train.users, (n_movies, n_users), factors)
+            self.flipped = SetPart(by_movie, by_user, train.movies, factors)
         self.bins, self.time_rows = None, None
         if bins is None:
-            self.users = Side(train.users, train.movies, centred, (n_users, n_movies))
-            self.movies = Side(train.movies, train.users, centred, (n_movies, n_users))
+            self.users = Side(by_user, train.movies, centred)
+            self.movies = Side(by_movie, train.users, centred)
         else:
             self.bins, n_bins = bins
-            self.users, self.movies = RatingSide(train.users, n_users), RatingSide(train.movies, n_movies)
-            self.times = RatingSide(self.bins, n_bins)
+            self.users = RatingSide(_by_rating(train, "users", train.users, n_users))
+            self.movies = RatingSide(_by_rating(train, "movies", train.movies, n_movies))
+            self.times = RatingSide(_by_rating(train, ("bins", n_bins), self.bins, n_bins))
             self.time_rows = torch.zeros(n_bins, factors + 1, device=centred.device)  # as the biases: from 0
         self.sse = math.nan
 
@@ -214,6 +216,11 @@ class Sampler:
         if self.time_rows is not None:
             predicted += time_part(self.user_rows[users], self.movie_rows[movies], self.time_rows[bins])
         return predicted
+
+
+def _by_rating(train: TensorPart, name, rows: torch.Tensor, n_rows: int) -> Layout:
+    """A group's rows × ratings layout, kept on the train part (the time bins' too: they are train quantiles)."""
+    return sparse.kept(train, ("by rating", name), lambda: sparse.by_row(rows, n_rows))
 
 
 def time_part(u: torch.Tensor, m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

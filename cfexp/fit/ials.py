@@ -12,6 +12,7 @@ confidences with the partner rows, so that nothing of size positives × factors 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Sequence
@@ -21,7 +22,9 @@ import torch
 from cfexp.data.implicit import Positives, check_threshold
 from cfexp.data.ratings import TensorPart
 from cfexp.errors import UserError
+from cfexp.fit import sparse
 from cfexp.fit.common import BestEpoch, FitResult, Recipe, StopTraining, end_ranked_fit, notify, ranked_epoch_end
+from cfexp.fit.sparse import Layout
 from cfexp.models.modules import EmbeddingDot
 
 SOLVERS = ("cg", "cholesky")
@@ -47,18 +50,33 @@ class ImplicitMF(EmbeddingDot):
 
 
 class _Side:
-    """One side's positives (rows × partners) as sparse matrices of their confidences, and each row's λ."""
+    """One side's positives (rows × partners) in CSR order: their confidences less 1, and each row's λ. On the CPU
+    the CG steps run row by row in one fused loop (cfexp.fit.ials_kernels); elsewhere, and for the exact solver,
+    through sparse products of the confidences with the partner rows."""
 
-    def __init__(self, positives: Positives, model: ImplicitMF, shape: tuple[int, int], by_movie: bool):
+    def __init__(self, layout: Layout, positives: Positives, model: ImplicitMF, by_movie: bool):
         strength = positives.ratings if model.rated else torch.ones_like(positives.ratings)
         extra = model.alpha * strength  # c − 1 on a positive
-        self.extra = positives.csr(*shape, extra, by_movie)  # Σ (c − 1) p pᵀ and the sampled products
-        self.confidence = positives.csr(*shape, extra + 1.0, by_movie)  # Σ c p: the right-hand sides
-        weight = torch.zeros(shape[0], device=extra.device).index_add_(
+        self.layout = layout
+        self.extra_values = extra[layout.order]
+        n_rows, n_partners = layout.shape
+        weight = torch.zeros(n_rows, device=extra.device).index_add_(
             0, positives.movies if by_movie else positives.users, extra
         )
-        self.reg = model.reg * (weight + shape[1]).pow(model.reg_exponent)  # λ (Σ over all cells of c)^ν
-        self.pattern = positives.csr(*shape, None, by_movie)
+        self.reg = model.reg * (weight + n_partners).pow(model.reg_exponent)  # λ (Σ over all cells of c)^ν
+        self.fused = extra.device.type == "cpu" and model.solver == "cg"
+
+    @functools.cached_property
+    def extra(self) -> torch.Tensor:  # Σ (c − 1) p pᵀ and the sampled products
+        return self.layout.placed(self.extra_values)
+
+    @functools.cached_property
+    def confidence(self) -> torch.Tensor:  # Σ c p: the right-hand sides
+        return self.layout.placed(self.extra_values + 1.0)
+
+    @functools.cached_property
+    def pattern(self) -> torch.Tensor:
+        return self.layout.placed(torch.ones_like(self.extra_values))
 
     def times_gram(self, rows: torch.Tensor, partners: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
         """A x for every row at once: x·YᵀY + Σ (c − 1)(y · x) y + λ x, for the rows' x."""
@@ -99,28 +117,58 @@ class _Side:
         rhs = self.confidence @ partners
         return torch.cholesky_solve(rhs[:, :, None], torch.linalg.cholesky(grams))[:, :, 0]
 
-    def solve(self, model: ImplicitMF, rows: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    def solve(self, model: ImplicitMF, rows: torch.Tensor, partners: torch.Tensor) -> None:
+        """Every row of `rows` solved given `partners`, in place."""
         if model.solver == "cholesky":
-            return self.solve_exact(partners)
-        return self.solve_cg(rows, partners, model.cg_steps)
+            rows.copy_(self.solve_exact(partners))
+        elif self.fused:
+            gram = partners.T @ partners
+            arrays = (self.layout.offsets, self.layout.columns, self.extra_values, rows, partners, gram, self.reg)
+            ials_kernels().solve_cg(*(a.numpy() for a in arrays), model.cg_steps)
+        else:
+            rows.copy_(self.solve_cg(rows, partners, model.cg_steps))
 
     def loss(self, rows: torch.Tensor, partners: torch.Tensor) -> float:
         """The iALS objective: Σ over every cell of c (p − x·y)², plus each row's λ‖x‖² (this side's rows only)."""
-        predicted = torch.sparse.sampled_addmm(self.pattern, rows, partners.T, beta=0.0).values()
-        confidence = self.confidence.values()
         everything = float(((rows.T @ rows) * (partners.T @ partners)).sum())  # Σ over all cells of (x·y)²
-        positives = float((confidence * (1 - predicted).square() - predicted.square()).sum())
+        if self.fused:
+            arrays = (self.layout.offsets, self.layout.columns, self.extra_values, rows, partners)
+            positives = ials_kernels().positive_terms(*(a.numpy() for a in arrays))
+        else:
+            predicted = torch.sparse.sampled_addmm(self.pattern, rows, partners.T, beta=0.0).values()
+            confidence = self.confidence.values()
+            positives = float((confidence * (1 - predicted).square() - predicted.square()).sum())
         return everything + positives + float((self.reg * rows.square().sum(1)).sum())
+
+
+def ials_kernels():
+    """The numba loops, imported on first use (numba's import and, once per machine, its compile take seconds)."""
+    from cfexp.fit import ials_kernels as kernels
+
+    return kernels
+
+
+def _sides(train: TensorPart, model: ImplicitMF) -> tuple[_Side, _Side]:
+    """The users' and the movies' sides; the positives and their layouts are kept on `train` for the next trial."""
+    threshold = model.positives
+    positives = sparse.kept(train, ("positives", threshold), lambda: Positives.of(train, threshold))
+    n_users, n_movies = model.u.num_embeddings, model.m.num_embeddings
+
+    def side(by_movie: bool) -> _Side:
+        rows, cols = (positives.movies, positives.users) if by_movie else (positives.users, positives.movies)
+        shape = (n_movies, n_users) if by_movie else (n_users, n_movies)
+        key = ("positives layout", threshold, by_movie, shape)
+        return _Side(sparse.kept(train, key, lambda: sparse.layout(rows, cols, shape)), positives, model, by_movie)
+
+    return side(False), side(True)
 
 
 def fit(model: ImplicitMF, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:
     """`recipe.epochs` ALS epochs; each epoch's ranking (added by the runner's callback) picks the best one."""
     device = train.ratings.device
     model.to(device).train()
-    n_users, n_movies = model.u.num_embeddings, model.m.num_embeddings
-    positives = Positives.of(train, model.positives)
-    users = _Side(positives, model, (n_users, n_movies), by_movie=False)
-    movies = _Side(positives, model, (n_movies, n_users), by_movie=True)
+    users, movies = _sides(train, model)
+    n_positives = len(users.extra_values)
     result = FitResult(status="completed")
     best = BestEpoch(keep_weights=recipe.restore_best, higher_is_better=True)
     notify(callbacks, "on_fit_start", model, recipe)
@@ -130,10 +178,10 @@ def fit(model: ImplicitMF, train: TensorPart, val: TensorPart, recipe: Recipe, c
             for epoch in range(recipe.epochs):
                 epoch_started = time.perf_counter()
                 u, m = model.u.weight, model.m.weight
-                u.copy_(users.solve(model, u, m))
-                m.copy_(movies.solve(model, m, u))
+                users.solve(model, u, m)
+                movies.solve(model, m, u)
                 swept = time.perf_counter()
-                loss = (users.loss(u, m) + float((movies.reg * m.square().sum(1)).sum())) / max(len(positives), 1)
+                loss = (users.loss(u, m) + float((movies.reg * m.square().sum(1)).sum())) / max(n_positives, 1)
                 metrics = {
                     "epoch": epoch,
                     "train_loss": loss,

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from cfexp.fit.gibbs_blocks import csr, hyperparameters
+from cfexp.fit.gibbs_blocks import hyperparameters
+from cfexp.fit.sparse import Layout
 
 CG_TOLERANCE = 1e-5
 CG_MAX_STEPS = 200
@@ -23,13 +24,15 @@ CG_MAX_STEPS = 200
 class SetPart:
     """The owners' (users', or movies') set parts, over the members each one rated (or was rated by)."""
 
-    def __init__(self, owners: torch.Tensor, members: torch.Tensor, shape: tuple[int, int], factors: int):
-        n_owners, n_members = shape
-        counts = torch.bincount(owners, minlength=n_owners).float()
+    def __init__(self, by_owner: Layout, by_member: Layout, owners: torch.Tensor, factors: int):
+        """`by_owner` is the owners × members layout of the ratings, `by_member` its transpose, and `owners` each
+        rating's owner."""
+        n_members = by_owner.shape[1]
+        counts = by_owner.offsets.diff().float()
         weight = counts.clamp(min=1).rsqrt()[owners]  # |N(owner)|^-½ on each of the owner's members
-        self.spread = csr(torch.stack([owners, members]), weight, shape)
-        self.spread_t = csr(torch.stack([members, owners]), weight, (n_members, n_owners))
-        self.squared_t = csr(torch.stack([members, owners]), weight.square(), (n_members, n_owners))
+        self.spread = by_owner.matrix(weight)
+        self.spread_t = by_member.matrix(weight)
+        self.squared_t = by_member.matrix(weight.square())
         self.n_ratings = len(owners)
         self.rows = torch.zeros(n_members, factors, device=owners.device)  # the y: start at 0
         self.cg_steps = 0  # taken by the last draw

@@ -227,5 +227,11 @@ class EmbeddingBPR(EmbeddingModel):
         return torch.addmm(self.mb(movies).T, self.u(users), self.m(movies).T)
 
 
-# The Bayesian machines live in cfexp.models.bayesian; models pickled before they moved name them here.
-from cfexp.models.bayesian import BayesianMF, BayesianSVDpp  # noqa: E402, F401
+def __getattr__(name: str):
+    """The Bayesian machines live in cfexp.models.bayesian; models pickled before they moved name them here (looked
+    up on first use: that module imports this one)."""
+    if name in ("BayesianMF", "BayesianSVDpp"):
+        from cfexp.models import bayesian
+
+        return getattr(bayesian, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -64,9 +64,10 @@ def test_no_test_row_ever_feeds_a_set_part(ratings, split, monkeypatch):
     built = []
     real_init = sets.SetPart.__init__
 
-    def recording(self, owners, members, shape, factors):
-        built.append(set(zip(owners.tolist(), members.tolist(), strict=True)))
-        real_init(self, owners, members, shape, factors)
+    def recording(self, by_owner, by_member, owners, factors):
+        owner_of = torch.repeat_interleave(torch.arange(by_owner.shape[0]), by_owner.offsets.diff())
+        built.append(set(zip(owner_of.tolist(), by_owner.columns.tolist(), strict=True)))
+        real_init(self, by_owner, by_member, owners, factors)
 
     monkeypatch.setattr(sets.SetPart, "__init__", recording)
     holdout = refit.holdout_for(ratings, split, "cpu", Protocol())

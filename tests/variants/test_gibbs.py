@@ -10,7 +10,7 @@ from cfexp.config.experiment import resolve_run
 from cfexp.data import ratings as data
 from cfexp.errors import UserError
 from cfexp.fit import common as fitting
-from cfexp.fit import gibbs, gibbs_sampler
+from cfexp.fit import gibbs, gibbs_sampler, sparse
 from cfexp.variants import registry as models
 from cfexp.variants import runner
 
@@ -37,7 +37,8 @@ def test_sums_from_sparse_products_equal_the_sums_over_ratings(small):
     """The sampler's Gram matrices, Σ t p and Σ t² (sparse products) against the same sums taken rating by rating."""
     ratings, tr, _ = small
     centred = tr.ratings - tr.ratings.mean()
-    side = gibbs_sampler.Side(tr.movies, tr.users, centred, (ratings.n_movies, ratings.n_users))
+    layout = sparse.layout(tr.movies, tr.users, (ratings.n_movies, ratings.n_users))
+    side = gibbs_sampler.Side(layout, tr.users, centred)
     partner_rows = torch.randn(ratings.n_users, 5, dtype=torch.float32)
     gram, products, squares = side.conditional(partner_rows)
     p = torch.cat([partner_rows[:, :-1], torch.ones(ratings.n_users, 1)], 1)[tr.users]

@@ -1,0 +1,74 @@
+"""Compressed sparse rows of a training part, built by one sort and kept on the part, so that every trial of a study
+(which fits on the same part) reuses them instead of sorting millions of entries again.
+
+A `Layout` is where each entry of (rows, cols) lands in their CSR: matrices of any values on the same pattern share
+its row offsets and column indices, and take their values in its order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+from cfexp.data.ratings import TensorPart
+
+T = TypeVar("T")
+
+# The products used here are stable. A filter for the whole process, not catch_warnings around the call: that one
+# is not thread-safe, and the tracker's thread leaving its own catch_warnings put the old filters back mid-sweep.
+warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+
+
+@dataclass(frozen=True)
+class Layout:
+    offsets: torch.Tensor  # row r's entries are [offsets[r], offsets[r + 1])
+    columns: torch.Tensor
+    order: torch.Tensor  # the input entry at each CSR position
+    shape: tuple[int, int]
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def matrix(self, values: torch.Tensor | None = None) -> torch.Tensor:
+        """A sparse CSR tensor of `values` (given in the input's order; 1 where not given) on this pattern."""
+        return self.placed(torch.ones(len(self), device=self.columns.device) if values is None else values[self.order])
+
+    def placed(self, values: torch.Tensor) -> torch.Tensor:
+        """A sparse CSR tensor of `values` given in the CSR's own order."""
+        return torch.sparse_csr_tensor(self.offsets, self.columns, values, self.shape, check_invariants=False)
+
+
+def layout(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> Layout:
+    """The CSR layout of the entries (rows[i], cols[i]), columns ascending within a row. Entries must be distinct
+    (a rating per user and movie): a repeated one would be two entries of the same cell."""
+    order = torch.argsort(rows * shape[1] + cols)
+    counts = torch.bincount(rows, minlength=shape[0])
+    offsets = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(counts, 0, out=offsets[1:])
+    return Layout(offsets, cols[order], order, shape)
+
+
+def by_row(rows: torch.Tensor, n_rows: int) -> Layout:
+    """The layout of a rows × entries matrix with entry i in column i (each entry its own column)."""
+    order = torch.argsort(rows, stable=True)
+    counts = torch.bincount(rows, minlength=n_rows)
+    offsets = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(counts, 0, out=offsets[1:])
+    return Layout(offsets, order, order, (n_rows, len(rows)))
+
+
+def kept(part: TensorPart, key: tuple, build: Callable[[], T]) -> T:
+    """What `build` makes of `part`, made once per part and key (the part's tensors are never changed in place)."""
+    if key not in part.derived:
+        part.derived[key] = build()
+    return part.derived[key]
+
+
+def ratings_layout(part: TensorPart, by_movie: bool, shape: tuple[int, int]) -> Layout:
+    """Users × movies (movies × users `by_movie`) of a part's ratings, kept on the part."""
+    rows, cols = (part.movies, part.users) if by_movie else (part.users, part.movies)
+    return kept(part, ("ratings layout", by_movie, shape), lambda: layout(rows, cols, shape))
