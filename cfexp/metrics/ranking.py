@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cfexp.data.ratings import Ratings, TensorPart
+from cfexp.metrics.ties import fill_ties
 from cfexp.system import faults
 
 SCORE_BLOCK = 1 << 24  # users × movies scored at once by a model's score_matrix (64 MB of float32)
@@ -92,25 +93,16 @@ def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Each row's k best columns, best first, ties broken by the lower column (movieId order).
 
     torch.topk picks any of equal scores, so the rows where the k-th score is tied with one topk left out (the
-    (k+1)-th equals the k-th) are redone exactly; with real-valued scores there are few."""
-    values, columns = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    (k+1)-th equals the k-th) are redone exactly (cfexp.metrics.ties)."""
+    values, all_columns = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
     crowded = torch.nonzero(values[:, k - 1] == values[:, k]).flatten() if values.shape[1] > k else values[:0, 0]
-    columns = columns[:, :k].contiguous()
+    columns = all_columns[:, :k].contiguous()
     if len(crowded):
-        columns[crowded] = _top_k_exact(scores[crowded], values[crowded, k - 1 : k], k)
+        columns[crowded] = fill_ties(scores, crowded, values[crowded], all_columns[crowded], k)
     # equal scores within the k: lower column first (sort by column, then stably by score)
     by_column = torch.sort(columns, dim=1).values
     order = torch.sort(scores.gather(1, by_column), dim=1, descending=True, stable=True).indices
     return by_column.gather(1, order)
-
-
-def _top_k_exact(scores: torch.Tensor, kth: torch.Tensor, k: int) -> torch.Tensor:
-    """The k columns of each row: every score above the k-th, then the lowest columns among those equal to it."""
-    above = scores > kth
-    ties = scores == kth
-    room = k - above.sum(1, keepdim=True)
-    chosen = above | (ties & (torch.cumsum(ties, 1, dtype=torch.int32) <= room))
-    return torch.nonzero(chosen)[:, 1].view(len(scores), k)  # ascending column within each row
 
 
 @torch.inference_mode()

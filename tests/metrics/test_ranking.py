@@ -123,6 +123,26 @@ def test_ties_go_to_the_lower_movie_id_and_padding_never_hits():
     assert top_k(scores, 3).tolist()[1][0] == 2
 
 
+@pytest.mark.parametrize("loop", [True, False], ids=["numba loop", "torch ops (the GPU's path)"])
+def test_crowded_rows_take_the_lowest_tied_columns(monkeypatch, loop):
+    """Rows clamped to a ceiling hold many equal top scores: the k taken are those above the tie, then the lowest
+    tied columns, exactly as a full sort by (score descending, column ascending) orders them."""
+    from cfexp.metrics import ranking, ties
+
+    real = ties.fill_ties
+    monkeypatch.setattr(ranking, "fill_ties", lambda *args: real(*args, loop=loop))
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (64, 300), generator=gen).float().clamp(max=4.0)  # many ties at 4 and below
+    scores[::7, ::3] = -math.inf
+    scores[5, :] = 1.0  # one row entirely tied
+    k = 10
+    picked = top_k(scores, k)
+    columns = torch.arange(scores.shape[1]).expand_as(scores)
+    keys = scores.double() * 1000 - columns  # score first, then the lower column
+    expected = torch.sort(keys, dim=1, descending=True).indices[:, :k]
+    assert torch.equal(picked, expected)
+
+
 def test_users_without_a_relevant_movie_are_left_out_and_counted(tmp_path):
     ratings, tensors = tiny_split(tmp_path, 7)
     val_u, val_r = tensors.val.users.numpy(), tensors.val.ratings.numpy()
