@@ -8,7 +8,7 @@ EXP    ?= experiments/variants.toml
 TORCH_VERSION   ?= 2.13.0
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: install test test-fast test-lowest lint format bench benchmark bench-chaos bench-floors bench-samplers bench-scale sweep evaluate report train data ui dashboard serve clean services services-stop
+.PHONY: install test test-fast test-lowest lint format bench benchmark bench-chaos bench-floors bench-samplers bench-scale bench-gpu sweep evaluate report train data ui dashboard serve clean services services-stop
 
 install: $(STAMP)
 
@@ -79,10 +79,16 @@ benchmark: $(STAMP)
 bench-samplers: $(STAMP)
 	$(BIN)/python -m cfexp.bench --suite samplers
 
-# 25M ratings (a synthetic ml-25m-shaped file written once to reports/scale/), beside LensKit and Surprise.
+# 25M ratings (a synthetic ml-25m-shaped file written once to reports/scale/), beside LensKit, Surprise and implicit,
+# then the 25M sweep (experiments/ml-25m.toml, two workers, fresh stores): about 80 minutes here.
 bench-scale: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python -m cfexp.bench --suite scale $(ARGS)
+
+# The scale suite's epochs, ranking and 25M sweep with --device cuda (BENCHMARKS.md's GPU part). Without a CUDA GPU
+# it says so in one line and exits 0.
+bench-gpu: $(STAMP)
+	$(BIN)/python -m cfexp.bench --suite gpu $(ARGS)
 
 # `make sweep EXP=experiments/other.toml ARGS="--trials 20"` runs another experiment; WORKERS=N runs N processes
 # (two by default: on two cores they finish the default sweep about 1.3× as fast as one, BENCHMARKS.md).

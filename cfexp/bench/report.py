@@ -14,7 +14,7 @@ from cfexp.bench.item_models import item_models_section
 from cfexp.bench.protocol import protocol_section
 from cfexp.bench.protocols import protocols_section
 from cfexp.bench.samplers import samplers_section
-from cfexp.bench.scale_report import scale_section
+from cfexp.bench.scale_report import gpu_section, scale_section
 
 SECTIONS = {  # each suite's part, in the order of the parts in the file
     "default": default_section,
@@ -23,11 +23,13 @@ SECTIONS = {  # each suite's part, in the order of the parts in the file
     "samplers": samplers_section,
     "across": across_section,
     "scale": scale_section,
+    "gpu": gpu_section,
     "chaos": chaos_section,
 }
 INTRO = (
     "# Benchmarks\n\nWritten by `make bench` (`python -m cfexp.bench`), `make bench-scale` (`python -m cfexp.bench "
-    "--suite scale`), `make bench-chaos` (`--suite chaos`) and `make benchmark` (`--suite across`); each rewrites its "
+    "--suite scale`), `make bench-gpu` (`--suite gpu`), `make bench-chaos` (`--suite chaos`) and `make benchmark` "
+    "(`--suite across`); each rewrites its "
     "own part below. Every figure in a "
     "part comes from one run on one machine, each measurement in its own process (its peak resident memory is its "
     "own). These machines are noisy: compare ratios within a run, not across runs.\n"
@@ -36,11 +38,7 @@ INTRO = (
 
 def write_benchmarks(path: Path, suite: str, r: dict, machine: str, when: str) -> None:
     """Rewrite `suite`'s part of BENCHMARKS.md, keeping the other suites' parts as they are."""
-    header = [
-        f"Machine: {machine}. Measured {when}. No GPU was lent to this task, so there "
-        "are no GPU figures; `--device cuda` runs the same code.",
-        "",
-    ]
+    header = [f"Machine: {machine}. Measured {when}.", ""]
     body = SECTIONS[suite](r)
     parts = _parts(path.read_text(encoding="utf-8") if path.exists() else "")
     parts[suite] = "\n".join([f"<!-- suite: {suite} -->", *header, *body, f"<!-- /suite: {suite} -->"])

@@ -64,7 +64,8 @@ SUITES = {
         "floors-itemknn": lambda args: bench_item_models.measure_itemknn(args.device),
         "floors-vaes": lambda args: bench_autoencoders.measure_vaes(args.device),
     },
-    "scale": {name: (lambda args, f=f: f(args.data)) for name, f in bench_scale.MEASURES.items()},
+    "scale": {name: (lambda args, f=f: f(args.data, args.device)) for name, f in bench_scale.MEASURES.items()},
+    "gpu": {name: (lambda args, f=f: f(args.data, "cuda")) for name, f in bench_scale.GPU_MEASURES.items()},
     "chaos": {
         "chaos-soak": lambda args: bench_chaos.measure_soak(),
         "chaos-scenario": lambda args: bench_chaos.measure_scenario(),
@@ -93,7 +94,8 @@ def machine() -> str:
             break
     packages = ("torch", "mlflow", "optuna", "pandas", "scikit-surprise", "lenskit", "cornac", "implicit")
     versions = ", ".join(f"{p} {_version(p)}" for p in packages)
-    return f"{cpu}, {torch.get_num_threads()} torch threads; Python {platform.python_version()}; {versions}"
+    gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python {platform.python_version()}; {versions}"
 
 
 def _version(package: str) -> str:
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         result = MEASURES[args.measure](args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
+        return 0
+    if args.suite == "gpu" and not args.from_results and not torch.cuda.is_available():
+        print("make bench-gpu: no CUDA GPU on this machine, so nothing to measure (BENCHMARKS.md is unchanged)")
         return 0
     raw = Path(args.results or RESULTS[args.suite])
     if args.from_results:

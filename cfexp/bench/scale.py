@@ -11,6 +11,12 @@ epoch's settings.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +29,7 @@ BATCH = 65_536
 FAST_RUN_AT_SCALE = {"batch_size": BATCH, "schedule": [[1, 10.0]]}  # the fast recipe's lr scaled to the batch
 
 
-def measure_synth(path: str) -> dict:
+def measure_synth(path: str, device: str = "cpu") -> dict:
     """Write the synthetic ml-25m-shaped file (streamed, chunk by chunk), unless a run already wrote it."""
     from cfexp.data import synth
 
@@ -43,7 +49,7 @@ def _split(n: int) -> tuple[np.ndarray, np.ndarray]:
     return split.train, split.val
 
 
-def measure_load(path: str) -> dict:
+def measure_load(path: str, device: str = "cpu") -> dict:
     """Load and encode (ids to contiguous indices, checks, digest), then split and move to tensors."""
     from cfexp.data import ratings as data
     from cfexp.variants import runner
@@ -64,26 +70,74 @@ def measure_load(path: str) -> dict:
     }
 
 
-def _fit_once(path: str, run: dict) -> dict:
+class _SetUpDone(Exception):
+    pass
+
+
+class _SetUpClock:
+    """A trainer callback: when the trainer starts its first epoch (its preparation is done)."""
+
+    def __init__(self, stop: bool = False):
+        self.at, self.stop = None, stop
+
+    def on_fit_start(self, model, recipe) -> None:
+        self.at = time.perf_counter()
+        if self.stop:
+            raise _SetUpDone
+
+
+def ranking_floor(model, tensors) -> float:
+    """The ranking pass's floor: the same blocks of users through a bare torch.mm of the model's factor tables and
+    torch.topk, nothing else."""
+    import torch
+
+    from cfexp.metrics.ranking import SCORE_BLOCK
+
+    data = tensors.ranking
+    with torch.inference_mode():
+        users, movies = model.u.weight.detach(), model.m.weight.detach()[data.by_id]
+        block = max(1, SCORE_BLOCK // len(data.by_id))
+        started = time.perf_counter()
+        for start in range(0, len(data.users), block):
+            torch.topk(torch.mm(users[data.users[start : start + block]], movies.T), data.protocol.k, dim=1)
+        if users.is_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - started
+
+
+def _fit_once(path: str, run: dict, device: str = "cpu") -> dict:
+    """One fit as a trial runs it (its set-up, epochs and full ranking), the evaluation pass, the ranking's floor,
+    and the set-up again on the same data, as the next trial of a study finds it."""
     from cfexp.config.experiment import resolve_run
     from cfexp.data import ratings as data
     from cfexp.fit import common as fitting
+    from cfexp.metrics import ties
     from cfexp.variants import runner
 
+    ties.warm()
     ratings = data.load_ratings(path)
-    tensors = runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
+    tensors = runner.to_device(ratings, data.split_rows(len(ratings.frame)), device)
     resolved = runner.resolved(resolve_run(run, "scale"), tensors)
+    clock = _SetUpClock()
     started = time.perf_counter()
-    model, result = runner.fit_run(resolved, tensors)
-    fit_seconds = time.perf_counter() - started
+    model, result = runner.fit_run(resolved, tensors, [clock])
+    setup = clock.at - started
     epoch = result.history[0]
     started = time.perf_counter()
     scores = fitting.evaluate(model, tensors.val)
+    evaluated = time.perf_counter() - started
+    floor = ranking_floor(model, tensors)
+    again = _SetUpClock(stop=True)
+    started = time.perf_counter()
+    with contextlib.suppress(_SetUpDone):
+        runner.fit_run(resolved, tensors, [again])
     return {
         "epoch_seconds": epoch["train_seconds"],
-        "setup_seconds": fit_seconds - epoch["seconds"] - result.ranking_seconds,
-        "eval_seconds": time.perf_counter() - started,
+        "setup_seconds": setup,  # the first trial's: model, sparse layouts, ranking sets
+        "setup_again_seconds": again.at - started,  # the next trial's on the same data
+        "eval_seconds": evaluated,
         "ranking_seconds": result.ranking_seconds,  # full ranking of the final model, every user × every movie
+        "ranking_floor_seconds": floor,
         "ranked_users": result.ranking.get("ranked_users"),
         "ndcg_at_10": result.ranking.get("ndcg_at_10"),
         "val_rows": len(tensors.val),
@@ -91,7 +145,7 @@ def _fit_once(path: str, run: dict) -> dict:
     }
 
 
-def measure_sgd(path: str) -> dict:
+def measure_sgd(path: str, device: str = "cpu") -> dict:
     """The fast recipe's epoch at batch 65,536. Its fused CPU loops are compiled (or loaded from numba's cache)
     first and timed apart: that happens once per process, and compiling once per machine."""
     from cfexp.bench.training import FAST_RUN
@@ -100,29 +154,35 @@ def measure_sgd(path: str) -> dict:
     started = time.perf_counter()
     lazy_kernels.warm()
     kernels = time.perf_counter() - started
-    result = _fit_once(path, {**FAST_RUN, **FAST_RUN_AT_SCALE})
+    result = _fit_once(path, {**FAST_RUN, **FAST_RUN_AT_SCALE}, device)
     return {**result, "n_factors": FAST_RUN["n_factors"], "kernel_load_seconds": kernels}
 
 
-def measure_gibbs(path: str) -> dict:
+def measure_gibbs(path: str, device: str = "cpu") -> dict:
     from cfexp.bench.training import BPMF_FAST_RUN
 
     run = {**BPMF_FAST_RUN, "n_factors": RANK, "epochs": 1, "options": {"noise_precision": 1.5, "burn_in": 0}}
-    return {**_fit_once(path, run), "n_factors": RANK}
+    return {**_fit_once(path, run, device), "n_factors": RANK}
 
 
 IALS_AT_SCALE = {"n_factors": 64, "reg": 0.01, "alpha": 1.0, "positives": 4.0, "cg_steps": 3}
 
 
-def measure_ials(path: str) -> dict:
-    """One iALS epoch (every user's row, then every movie's, by 3 CG steps) at the floors part's settings."""
+def measure_ials(path: str, device: str = "cpu") -> dict:
+    """One iALS epoch (every user's row, then every movie's, by 3 CG steps) at the floors part's settings. Its fused
+    loops are loaded (or compiled) first and timed apart, as the SGD epoch's are."""
+    from cfexp.fit import ials_kernels
+
+    started = time.perf_counter()
+    ials_kernels.warm()
+    kernels = time.perf_counter() - started
     s = IALS_AT_SCALE
     options = {k: s[k] for k in ("reg", "alpha", "positives", "cg_steps")} | {"reg_exponent": 0.0}
     run = {"variant": "ials", "n_factors": s["n_factors"], "schedule": "constant", "epochs": 1, "lr": 1.0}
-    return {**_fit_once(path, {**run, "options": options}), **s}
+    return {**_fit_once(path, {**run, "options": options}, device), **s, "kernel_load_seconds": kernels}
 
 
-def measure_implicit(path: str) -> dict:
+def measure_implicit(path: str, device: str = "cpu") -> dict:
     """implicit's AlternatingLeastSquares for one iteration on the same positives and confidences (1 + α), the
     user × item matrix built from cfexp's encoding first (timed apart)."""
     import scipy.sparse as sp
@@ -154,7 +214,7 @@ def _frames(path: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     return frame.iloc[train_rows], frame.iloc[val_rows], read
 
 
-def measure_lenskit(path: str) -> dict:
+def measure_lenskit(path: str, device: str = "cpu") -> dict:
     """LensKit's biased ALS: its dataset from the ratings frame, one ALS epoch, batch prediction of the val rows."""
     from lenskit import batch
     from lenskit.als import BiasedMFScorer
@@ -183,7 +243,7 @@ def measure_lenskit(path: str) -> dict:
     }
 
 
-def measure_surprise(path: str) -> dict:
+def measure_surprise(path: str, device: str = "cpu") -> dict:
     """Surprise's SVD at the fast recipe's rank: its trainset from the frame, one SGD epoch, `test` on the val rows."""
     from surprise import SVD, Dataset, Reader
 
@@ -207,6 +267,53 @@ def measure_surprise(path: str) -> dict:
     }
 
 
+SCALE_EXPERIMENT = Path("experiments", "ml-25m.toml").resolve()  # found from the repository's root, as make runs
+
+
+def measure_sweep(path: str, device: str = "cpu") -> dict:
+    """`cfexp sweep experiments/ml-25m.toml` on the file, as `make sweep` runs an experiment (two workers), in a
+    fresh folder (fresh stores): its wall, each process's peak memory (sampled every half second; the largest
+    exactly, from the kernel's count), and each study's best trial and test figures."""
+    import psutil
+
+    command = [
+        sys.executable,
+        "-m",
+        "cfexp.cli",
+        "sweep",
+        str(SCALE_EXPERIMENT),
+        "--ratings",
+        str(Path(path).resolve()),
+    ]
+    command += ["--workers", "2", "--device", device, "--quiet", "--summary", "summary.json"]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        peaks: dict[int, float] = {}
+        while proc.poll() is None:
+            try:
+                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+                for p in tree:
+                    peaks[p.pid] = max(peaks.get(p.pid, 0.0), p.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+        wall = time.perf_counter() - started
+        error = proc.stderr.read()
+        if proc.returncode:
+            return {"error": (error.strip().splitlines() or ["failed"])[-1]}
+        summary = json.loads((Path(tmp) / "summary.json").read_text())
+    keys = ("study", "variant", "objective", "best_value", "test_loss", "test_rmse", "test_ndcg_at_10", "params")
+    return {
+        "wall": wall,
+        "largest_process_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "process_peaks_mb": sorted(peaks.values(), reverse=True),
+        "final_seconds": summary.get("final_seconds"),
+        "dataset": {k: summary["dataset"].get(k) for k in ("ratings", "users", "movies", "split")},
+        "studies": [{k: row.get(k) for k in keys} | {"trials": row.get("complete")} for row in summary["studies"]],
+    }
+
+
 MEASURES = {
     "scale-synth": measure_synth,
     "scale-load": measure_load,
@@ -216,4 +323,7 @@ MEASURES = {
     "scale-surprise": measure_surprise,
     "scale-ials": measure_ials,
     "scale-implicit": measure_implicit,
+    "scale-sweep": measure_sweep,
 }
+# `make bench-gpu`: cfexp's own steps and the sweep with --device cuda (the peers are CPU-only)
+GPU_MEASURES = {f"gpu-{name}": MEASURES[f"scale-{name}"] for name in ("sgd", "gibbs", "ials", "sweep")}

@@ -180,6 +180,8 @@ def fit(model: ImplicitMF, train: TensorPart, val: TensorPart, recipe: Recipe, c
                 u, m = model.u.weight, model.m.weight
                 users.solve(model, u, m)
                 movies.solve(model, m, u)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # the epoch's time, not its launch's
                 swept = time.perf_counter()
                 loss = (users.loss(u, m) + float((movies.reg * m.square().sum(1)).sum())) / max(n_positives, 1)
                 metrics = {
