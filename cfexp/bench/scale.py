@@ -91,12 +91,12 @@ def ranking_floor(model, tensors) -> float:
     torch.topk, nothing else."""
     import torch
 
-    from cfexp.metrics.ranking import SCORE_BLOCK
+    from cfexp.metrics.ranking import score_block
 
     data = tensors.ranking
     with torch.inference_mode():
         users, movies = model.u.weight.detach(), model.m.weight.detach()[data.by_id]
-        block = max(1, SCORE_BLOCK // len(data.by_id))
+        block = max(1, score_block(model, users.device) // len(data.by_id))
         started = time.perf_counter()
         for start in range(0, len(data.users), block):
             torch.topk(torch.mm(users[data.users[start : start + block]], movies.T), data.protocol.k, dim=1)

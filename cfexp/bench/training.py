@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from cfexp.config.experiment import RunConfig, load_experiment, resolve_run
 from cfexp.data import ratings as data
 from cfexp.fit import common as fitting
-from cfexp.search.space import with_params
 from cfexp.variants import runner
 
 # The repository's experiments, found from where `make bench` runs: the repository's root.
@@ -130,6 +129,8 @@ def measure_fast(device: str) -> dict:
 
 def sweep_study_point(name: str) -> RunConfig:
     """A study of the default sweep at the point it enqueues first, as one run."""
+    from cfexp.search.space import with_params  # Optuna's: the scale suite's GPU steps need none of it
+
     spec = next(s for s in load_experiment(SWEEP_EXPERIMENT).sweep.studies if s.name == name)
     return with_params(spec.run, spec.enqueue[0])
 

@@ -23,6 +23,7 @@ from cfexp.metrics.ties import fill_ties
 from cfexp.system import faults
 
 SCORE_BLOCK = 1 << 24  # users × movies scored at once by a model's score_matrix (64 MB of float32)
+GPU_SCORE_BLOCK = 1 << 28  # on a GPU (1 GB): a block's dozen small steps cost more than its products at 16M scores
 PAIR_BLOCK = 1 << 18  # (user, movie) pairs at once through a model's forward (an MLP's activations are wide)
 METRICS = ("ndcg", "recall", "hr", "map")
 
@@ -125,13 +126,20 @@ def per_user(model: nn.Module, data: RankingData) -> tuple[np.ndarray, np.ndarra
     return data.users.cpu().numpy(), np.concatenate(blocks) if blocks else np.empty((0, len(METRICS)))
 
 
+def score_block(model: nn.Module, device: torch.device) -> int:
+    """The scores a ranking block holds: a factor model's products, else (user, movie) pairs through forward."""
+    if not hasattr(model, "score_matrix"):
+        return PAIR_BLOCK
+    return GPU_SCORE_BLOCK if device.type == "cuda" else SCORE_BLOCK
+
+
 def _per_user_blocks(model: nn.Module, data: RankingData):
     """(users, their NDCG, Recall, HR and MAP at k as rows) for blocks of the ranked users."""
     was_training = model.training
     model.eval()
     k = data.protocol.k
     n_movies = len(data.by_id)
-    block = max(1, (SCORE_BLOCK if hasattr(model, "score_matrix") else PAIR_BLOCK) // n_movies)
+    block = max(1, score_block(model, data.users.device) // n_movies)
     discount = 1.0 / torch.log2(torch.arange(k, device=data.users.device, dtype=torch.float64) + 2)
     try:
         for start in range(0, len(data.users), block):

@@ -167,3 +167,33 @@ def test_the_implicit_factors_are_drawn_from_their_exact_conditional():
     draws = np.stack([draw() for _ in range(4000)])
     np.testing.assert_allclose(draws.mean(0), covariance @ b, atol=0.05)
     np.testing.assert_allclose(np.cov(draws.T), covariance, atol=0.03)
+
+
+def test_ials_fused_loop_equals_the_sparse_products(small_ratings_for_ials):
+    """iALS's CG on the CPU runs as numba's row-by-row loop; on a GPU as sparse products (cfexp.fit.ials's torch
+    path). Run here on the CPU, both take the same steps from the same rows and reach the same solution and loss."""
+    from cfexp.fit import ials
+
+    ratings, tensors = small_ratings_for_ials
+    torch.manual_seed(0)
+    model = models.build_model(
+        "ials", ratings.n_users, ratings.n_movies, n_factors=8, init="normal(0, 0.1)", options={"positives": 4.0}
+    )
+    users, _ = ials._sides(tensors.train, model)
+    u, m = model.u.weight.detach(), model.m.weight.detach()
+    assert users.fused
+    fused = u.clone()
+    users.solve(model, fused, m)
+    users.fused = False
+    products = u.clone()
+    users.solve(model, products, m)
+    torch.testing.assert_close(fused, products, rtol=1e-4, atol=1e-5)
+    fused_loss = users.loss(fused, m)
+    users.fused = True
+    assert users.loss(fused, m) == pytest.approx(fused_loss, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_ratings_for_ials():
+    ratings = data.load_ratings()
+    return ratings, runner.to_device(ratings, data.split_rows(len(ratings.frame)), "cpu")
