@@ -188,13 +188,14 @@ def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _setup_row(name: str, m: dict) -> str:
+def _setup_row(name: str, m: dict, digits: int = 1) -> str:
     epoch, ranking, floor = m.get("epoch_seconds"), m.get("ranking_seconds"), m.get("ranking_floor_seconds")
     first, again = m.get("setup_seconds"), m.get("setup_again_seconds")
     setup_ok = None not in (epoch, first, again) and max(first, again) <= epoch
     ratio = ranking / floor if ranking and floor else None
     return (
-        f"| {name} | {_f(epoch)} | {_f(first)} | {_f(again)} | {_met(setup_ok)} | {_f(ranking)} | {_f(floor)} | "
+        f"| {name} | {_f(epoch, digits)} | {_f(first, digits)} | {_f(again, digits)} | {_met(setup_ok)} | "
+        f"{_f(ranking, digits)} | {_f(floor, digits)} | "
         f"{_f(ratio, 2)}× | {_met(ratio is not None and ratio <= 2.0)} |"
     )
 
@@ -221,8 +222,14 @@ def gpu_section(r: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, key in (("SGD (fast recipe)", "gpu-sgd"), (f"bpmf (rank {RANK})", "gpu-gibbs"), ("ials", "gpu-ials")):
-        lines.append(_setup_row(name, r.get(key, {})))
-    lines += ["", *sweep_lines(r.get("gpu-sweep", {}), "make bench-gpu")]
+        lines.append(_setup_row(name, r.get(key, {}), digits=2))
+    sweep = r.get("gpu-sweep")
+    lines += [""]
+    lines += (
+        sweep_lines(sweep, "make bench-gpu")
+        if sweep
+        else ["The 25M sweep was not measured in this run (it needs the project's environment, MLflow and Optuna).", ""]
+    )
     failed = [f"{name}: {m['error']}" for name, m in r.items() if "error" in m]
     return lines + ([f"Failed measurements: {'; '.join(failed)}.", ""] if failed else [])
 

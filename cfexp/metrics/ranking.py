@@ -51,13 +51,52 @@ class RankingData:
         rank_of[self.by_id] = torch.arange(len(self.by_id), device=device)  # a movie code's place in movieId order
         seen = torch.zeros(ratings.n_movies, dtype=torch.bool, device=device)
         seen[train.movies] = True
-        self.candidate_penalty = torch.where(seen[self.by_id], 0.0, -math.inf).to(torch.float32)  # added to scores
+        self.non_candidates = torch.nonzero(~seen[self.by_id]).flatten()  # columns no one rated in training
         self.train_seen = _by_user(train.users, rank_of[train.movies], ratings.n_users)
         relevant = val.ratings >= protocol.relevance
         self.relevant = _by_user(val.users[relevant], rank_of[val.movies[relevant]], ratings.n_users)
         counts = self.relevant[0].diff()
         self.users = torch.nonzero(counts > 0).flatten()  # users with at least one relevant movie
         self.relevant_counts = counts
+
+    @property
+    def users(self) -> torch.Tensor:
+        return self._users
+
+    @users.setter
+    def users(self, users: torch.Tensor) -> None:
+        self._users, self._blocks = users, {}
+
+    def blocks(self, size: int) -> list[Block]:
+        """The ranked users in blocks of `size`, each with its entries to mask and to match, built once per size
+        (every epoch and trial ranked on this split reuses them: on a GPU their sizes would otherwise stop the
+        device on every block)."""
+        if size not in self._blocks:
+            self._blocks[size] = [
+                self._block(self.users[start : start + size]) for start in range(0, len(self.users), size)
+            ]
+        return self._blocks[size]
+
+    def _block(self, users: torch.Tensor) -> Block:
+        n_movies = len(self.by_id)
+        rel_row, rel_movie = _rows(self.relevant, users)
+        return Block(
+            users,
+            _rows(self.train_seen, users),
+            torch.sort(rel_row * n_movies + rel_movie).values,
+            self.relevant_counts[users].clamp(max=self.protocol.k).double(),
+        )
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of ranked users: their (row, movie) entries seen in training, the sorted row * movies + movie keys
+    of their relevant ones, and how many relevant movies each can hit at most (min(k, relevant))."""
+
+    users: torch.Tensor
+    seen: tuple[torch.Tensor, torch.Tensor]
+    relevant_keys: torch.Tensor
+    ideal: torch.Tensor
 
 
 def _by_user(users: torch.Tensor, movies: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,21 +181,21 @@ def _per_user_blocks(model: nn.Module, data: RankingData):
     block = max(1, score_block(model, data.users.device) // n_movies)
     discount = 1.0 / torch.log2(torch.arange(k, device=data.users.device, dtype=torch.float64) + 2)
     try:
-        for start in range(0, len(data.users), block):
+        for part in data.blocks(block):
             faults.point("ranking")
-            users = data.users[start : start + block]
+            users = part.users
             scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
-            scores += data.candidate_penalty  # -inf on the movies no one rated in training, in one pass
-            seen_row, seen_movie = _rows(data.train_seen, users)
-            scores[seen_row, seen_movie] = -math.inf
+            scores.index_fill_(1, data.non_candidates, -math.inf)  # the movies no one rated in training
+            scores[part.seen] = -math.inf
             picked = top_k(scores, k)
-            # hits: the picked (row, movie) pairs among the relevant ones, matched as row * movies + movie keys
-            rel_row, rel_movie = _rows(data.relevant, users)
-            relevant_keys = rel_row * n_movies + rel_movie
+            # hits: the picked (row, movie) pairs among the relevant ones, found in their sorted keys
+            keys = part.relevant_keys
             picked_keys = torch.arange(len(users), device=picked.device)[:, None] * n_movies + picked
+            at = torch.searchsorted(keys, picked_keys).clamp_(max=max(len(keys) - 1, 0))
+            found = keys[at] == picked_keys if len(keys) else torch.zeros_like(picked, dtype=torch.bool)
             # a user with fewer than k candidates gets non-candidates (-inf) at the end of the list: never hits
-            hits = (torch.isin(picked_keys, relevant_keys) & torch.isfinite(scores.gather(1, picked))).double()
-            ideal = data.relevant_counts[users].clamp(max=k).double()
+            hits = (found & torch.isfinite(scores.gather(1, picked))).double()
+            ideal = part.ideal
             dcg = hits @ discount
             idcg = torch.cumsum(discount, 0)[ideal.long() - 1]
             precision_at = torch.cumsum(hits, 1) / torch.arange(1, k + 1, device=hits.device)
