@@ -1,6 +1,9 @@
 """BENCHMARKS.md's workers section: the verdict is the median over the measured pairs, beside the ceiling the
 trials' summed seconds set."""
 
+import pytest
+import torch
+
 from cfexp.bench.default_report import _sweep_workers
 from cfexp.bench.report import write_benchmarks
 from cfexp.bench.training import SWEEP_EXPERIMENT
@@ -61,3 +64,28 @@ def test_a_part_written_to_another_file_leaves_the_pages_alone(tmp_path):
     text = out.read_text()
     assert text.startswith("# Benchmarks") and "<!-- suite: chaos -->" in text and "Machine: a machine." in text
     assert not (tmp_path / "BENCHMARKS.md").exists()
+
+
+def test_bench_gpu_without_a_gpu_says_so_in_one_line_and_changes_nothing(tmp_path, capsys):
+    from cfexp.bench.run import main
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is here: make bench-gpu would measure")
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("kept\n")
+    assert main(["--suite", "gpu", "--out", str(out)]) == 0
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "no CUDA GPU" in said[0]
+    assert out.read_text() == "kept\n"
+
+
+def test_scale_part_states_each_aim_met_or_not():
+    """The scale part's verdicts come from the measurements: a ranking pass 2.5× its floor is not met, 1.5× is."""
+    from cfexp.bench.scale_report import _setup_row
+
+    slow = {"epoch_seconds": 2.0, "setup_seconds": 1.0, "setup_again_seconds": 0.1}
+    assert _setup_row("x", {**slow, "ranking_seconds": 5.0, "ranking_floor_seconds": 2.0}).endswith("**not met** |")
+    fast = _setup_row("x", {**slow, "ranking_seconds": 3.0, "ranking_floor_seconds": 2.0})
+    assert fast.endswith("| 1.50× | met |") and "| met | 3.0 |" in fast
+    late = _setup_row("x", {**slow, "setup_seconds": 3.0, "ranking_seconds": 3.0, "ranking_floor_seconds": 2.0})
+    assert "| **not met** | 3.0 |" in late
