@@ -16,6 +16,7 @@ import functools
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 
@@ -54,17 +55,15 @@ class _Side:
     the CG steps run row by row in one fused loop (cfexp.fit.ials_kernels); elsewhere, and for the exact solver,
     through sparse products of the confidences with the partner rows."""
 
-    def __init__(self, layout: Layout, positives: Positives, model: ImplicitMF, by_movie: bool):
-        strength = positives.ratings if model.rated else torch.ones_like(positives.ratings)
-        extra = model.alpha * strength  # c − 1 on a positive
+    def __init__(self, layout: Layout, ratings: torch.Tensor, model: ImplicitMF):
+        """`ratings` are the positives' ratings in the layout's order."""
+        strength = ratings if model.rated else torch.ones_like(ratings)
         self.layout = layout
-        self.extra_values = extra[layout.order]
-        n_rows, n_partners = layout.shape
-        weight = torch.zeros(n_rows, device=extra.device).index_add_(
-            0, positives.movies if by_movie else positives.users, extra
-        )
+        self.extra_values = model.alpha * strength  # c − 1 on a positive
+        n_partners = layout.shape[1]
+        weight = torch.segment_reduce(self.extra_values, "sum", offsets=layout.offsets, axis=0, unsafe=True)
         self.reg = model.reg * (weight + n_partners).pow(model.reg_exponent)  # λ (Σ over all cells of c)^ν
-        self.fused = extra.device.type == "cpu" and model.solver == "cg"
+        self.fused = ratings.device.type == "cpu" and model.solver == "cg"
 
     @functools.cached_property
     def extra(self) -> torch.Tensor:  # Σ (c − 1) p pᵀ and the sampled products
@@ -149,18 +148,23 @@ def ials_kernels():
 
 
 def _sides(train: TensorPart, model: ImplicitMF) -> tuple[_Side, _Side]:
-    """The users' and the movies' sides; the positives and their layouts are kept on `train` for the next trial."""
+    """The users' and the movies' sides. Their layouts, with the positives' ratings in each one's order, are kept
+    on `train` for the next trial (the positives themselves are not: only what the sides read stays)."""
     threshold = model.positives
-    positives = sparse.kept(train, ("positives", threshold), lambda: Positives.of(train, threshold))
-    n_users, n_movies = model.u.num_embeddings, model.m.num_embeddings
+    shapes = {False: (model.u.num_embeddings, model.m.num_embeddings)}
+    shapes[True] = shapes[False][::-1]
 
-    def side(by_movie: bool) -> _Side:
-        rows, cols = (positives.movies, positives.users) if by_movie else (positives.users, positives.movies)
-        shape = (n_movies, n_users) if by_movie else (n_users, n_movies)
-        key = ("positives layout", threshold, by_movie, shape)
-        return _Side(sparse.kept(train, key, lambda: sparse.layout(rows, cols, shape)), positives, model, by_movie)
+    def build() -> dict[bool, tuple[Layout, torch.Tensor]]:
+        positives = Positives.of(train, threshold)
+        built = {}
+        for by_movie, shape in shapes.items():
+            rows, cols = (positives.movies, positives.users) if by_movie else (positives.users, positives.movies)
+            layout = sparse.layout(rows, cols, shape)
+            built[by_movie] = (replace(layout, order=None), positives.ratings[layout.order])
+        return built
 
-    return side(False), side(True)
+    kept = sparse.kept(train, ("positives layouts", threshold, shapes[False]), build)
+    return _Side(*kept[False], model), _Side(*kept[True], model)
 
 
 def fit(model: ImplicitMF, train: TensorPart, val: TensorPart, recipe: Recipe, callbacks: Sequence = ()) -> FitResult:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from cfexp.data.ratings import TensorPart
@@ -27,7 +28,7 @@ warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWa
 class Layout:
     offsets: torch.Tensor  # row r's entries are [offsets[r], offsets[r + 1])
     columns: torch.Tensor
-    order: torch.Tensor  # the input entry at each CSR position
+    order: torch.Tensor | None  # the input entry at each CSR position (None once the values are placed)
     shape: tuple[int, int]
 
     def __len__(self) -> int:
@@ -45,7 +46,12 @@ class Layout:
 def layout(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> Layout:
     """The CSR layout of the entries (rows[i], cols[i]), columns ascending within a row. Entries must be distinct
     (a rating per user and movie): a repeated one would be two entries of the same cell."""
-    order = torch.argsort(rows * shape[1] + cols)
+    if rows.device.type == "cpu":
+        from cfexp.fit.sparse_kernels import lexicographic_order
+
+        order = torch.from_numpy(lexicographic_order(rows.numpy(), cols.numpy(), *shape))
+    else:
+        order = torch.argsort(rows * shape[1] + cols)
     counts = torch.bincount(rows, minlength=shape[0])
     offsets = torch.zeros(shape[0] + 1, dtype=torch.long, device=rows.device)
     torch.cumsum(counts, 0, out=offsets[1:])
@@ -54,7 +60,13 @@ def layout(rows: torch.Tensor, cols: torch.Tensor, shape: tuple[int, int]) -> La
 
 def by_row(rows: torch.Tensor, n_rows: int) -> Layout:
     """The layout of a rows × entries matrix with entry i in column i (each entry its own column)."""
-    order = torch.argsort(rows, stable=True)
+    if rows.device.type == "cpu":
+        from cfexp.fit.sparse_kernels import stable_order
+
+        numbered = rows.numpy()
+        order = torch.from_numpy(stable_order(numbered, n_rows, np.arange(len(numbered))))
+    else:
+        order = torch.argsort(rows, stable=True)
     counts = torch.bincount(rows, minlength=n_rows)
     offsets = torch.zeros(n_rows + 1, dtype=torch.long, device=rows.device)
     torch.cumsum(counts, 0, out=offsets[1:])

@@ -80,9 +80,10 @@ class RankingData:
     def _block(self, users: torch.Tensor) -> Block:
         n_movies = len(self.by_id)
         rel_row, rel_movie = _rows(self.relevant, users)
+        seen_row, seen_movie = _rows(self.train_seen, users)
         return Block(
             users,
-            _rows(self.train_seen, users),
+            (seen_row * n_movies + seen_movie).int(),  # within a block: below 2³¹ (score_block)
             torch.sort(rel_row * n_movies + rel_movie).values,
             self.relevant_counts[users].clamp(max=self.protocol.k).double(),
         )
@@ -90,11 +91,12 @@ class RankingData:
 
 @dataclass(frozen=True)
 class Block:
-    """A block of ranked users: their (row, movie) entries seen in training, the sorted row * movies + movie keys
-    of their relevant ones, and how many relevant movies each can hit at most (min(k, relevant))."""
+    """A block of ranked users: the row * movies + movie places of their entries seen in training (int32: the
+    blocks of every split stay in memory), the sorted keys of their relevant ones alike, and how many relevant
+    movies each can hit at most (min(k, relevant))."""
 
     users: torch.Tensor
-    seen: tuple[torch.Tensor, torch.Tensor]
+    seen: torch.Tensor
     relevant_keys: torch.Tensor
     ideal: torch.Tensor
 
@@ -186,7 +188,7 @@ def _per_user_blocks(model: nn.Module, data: RankingData):
             users = part.users
             scores = scores_for(model, users, data.by_id).float().contiguous()  # writable: a model may expand()
             scores.index_fill_(1, data.non_candidates, -math.inf)  # the movies no one rated in training
-            scores[part.seen] = -math.inf
+            scores.view(-1)[part.seen] = -math.inf
             picked = top_k(scores, k)
             # hits: the picked (row, movie) pairs among the relevant ones, found in their sorted keys
             keys = part.relevant_keys
