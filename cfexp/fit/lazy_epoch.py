@@ -41,24 +41,20 @@ def train_epoch(
         return gradient.total
     fused = FUSED_ON_CPU and lazy.state.device.type == "cpu" and hasattr(model, "link")
     factors = lazy.sides[0][0].embedding_dim
+    tally = torch.zeros(len(lazy.state), dtype=torch.long) if fused else None  # each row's uses, for grouping
     for step, (batch_rows, y) in enumerate(batches):
-        # the distinct rows, ascending (so that the steps walk the table in order), and each occurrence's index
-        # among them: a sort groups the occurrences by row (`order`), and each group is put back in place
-        sorted_rows, order = torch.sort(batch_rows)
-        distinct, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
-        group = torch.repeat_interleave(torch.arange(len(distinct), device=order.device), counts)
-        occurrence = torch.empty_like(order).index_put_((order,), group)
         b = len(y)
-        gaps = lazy.stamp(distinct, step)
-        params = lazy.buffers.get("distinct params", (len(distinct), lazy.state.shape[2]), lazy.state)
         if fused:
             kernels = lazy_kernels()
+            distinct, offsets, order, occurrence = (
+                torch.from_numpy(a) for a in kernels.group_rows(batch_rows.numpy(), tally.numpy())
+            )
+            gaps = lazy.stamp(distinct, step)
+            params = lazy.buffers.get("distinct params", (len(distinct), lazy.state.shape[2]), lazy.state)
             kernels.caught_up_params(*_np(lazy.state, distinct, gaps, lazy.powers, params))
             raw = lazy.buffers.get("raw", (b,), params)
             kernels.raw_scores(params.numpy(), occurrence.numpy(), factors, model.bias_columns, raw.numpy())
             coef = gradient.coefficients(*model.link(raw), y)
-            offsets = torch.zeros(len(distinct) + 1, dtype=torch.long)
-            torch.cumsum(counts, 0, out=offsets[1:])
             summed = lazy.buffers.get("summed", params.shape, params)
             kernels.step_rows(
                 *_np(lazy.state, distinct, gaps, lazy.powers, coef, order, offsets, occurrence, params),
@@ -69,6 +65,14 @@ def train_epoch(
                 summed.numpy(),
             )
             continue
+        # the distinct rows, ascending (so that the steps walk the table in order), and each occurrence's index
+        # among them: a sort groups the occurrences by row (`order`), and each group is put back in place
+        sorted_rows, order = torch.sort(batch_rows)
+        distinct, counts = torch.unique_consecutive(sorted_rows, return_counts=True)
+        group = torch.repeat_interleave(torch.arange(len(distinct), device=order.device), counts)
+        occurrence = torch.empty_like(order).index_put_((order,), group)
+        gaps = lazy.stamp(distinct, step)
+        params = lazy.buffers.get("distinct params", (len(distinct), lazy.state.shape[2]), lazy.state)
         catch_up = lazy.powers.index_select(0, gaps)
         params.copy_(lazy.gather(distinct, (catch_up[:, :, 0:1], catch_up[:, :, 1:2]))[:, 0])
         partner = torch.cat([occurrence[b:], occurrence[:b]])

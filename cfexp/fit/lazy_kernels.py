@@ -28,6 +28,36 @@ def caught_up_params(state: np.ndarray, rows: np.ndarray, gaps: np.ndarray, powe
 CHUNKS = 64
 
 
+@numba.njit(cache=True)
+def group_rows(rows: np.ndarray, tally: np.ndarray):
+    """A batch's distinct rows, ascending; where each one's occurrences start in `order` (offsets); the occurrences
+    grouped by row (each group in batch order); and each occurrence's index among the distinct rows. `tally` (one
+    zero per table row) counts the uses and is left zeroed. A counting sort: one pass over the batch, one over the
+    rows it touched."""
+    n = len(rows)
+    for r in rows:
+        tally[r] += 1
+    found, offsets = np.empty(n, np.int64), np.zeros(n + 1, np.int64)
+    k = 0
+    for r in range(len(tally)):  # ascending, without a sort: the table's rows are a few hundred thousand
+        if tally[r]:
+            found[k] = r
+            offsets[k + 1] = offsets[k] + tally[r]
+            tally[r] = k  # from here on, the row's index among the distinct ones
+            k += 1
+    distinct, offsets = found[:k], offsets[: k + 1]
+    order, occurrence = np.empty(n, np.int64), np.empty(n, np.int64)
+    cursor = offsets[:-1].copy()
+    for i in range(n):
+        k = tally[rows[i]]
+        occurrence[i] = k
+        order[cursor[k]] = i
+        cursor[k] += 1
+    for r in distinct:
+        tally[r] = 0
+    return distinct, offsets, order, occurrence
+
+
 @numba.njit(parallel=True, cache=True, fastmath=True)
 def raw_scores(params: np.ndarray, occurrence: np.ndarray, factors: int, biased: bool, out: np.ndarray):
     """out[e] = u · m over the first `factors` columns (plus both biases, at column `factors`, when `biased`) of
@@ -104,4 +134,5 @@ def warm() -> None:
     params, coef = np.zeros((2, 3), np.float32), np.zeros(1, np.float32)
     caught_up_params(state, rows, gaps, powers, params)
     raw_scores(params, rows, 2, True, coef)
+    group_rows(rows, np.zeros(2, np.int64))
     step_rows(state, rows, gaps, powers, coef, rows, offsets, rows, params, 2, True, 0.0, 0.1, params.copy())
