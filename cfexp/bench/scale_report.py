@@ -217,7 +217,11 @@ def gpu_section(r: dict) -> list[str]:
         "## make bench-gpu: 25M ratings on a GPU (`--device cuda`)",
         "",
         "The scale part's steps on the same synthetic file, each in its own process with `--device cuda`: the "
-        "epochs run torch ops on the GPU (the fused CPU loops are the CPU's), the ranking the same blocks.",
+        "epochs run torch ops on the GPU (the fused CPU loops are the CPU's), and the full ranking and its floor take "
+        "blocks of 256M scores. Where the ranking misses its aim, what costs is on the GPU itself: a profile of the "
+        "pass shows topk and the product as the floor has them, plus the score's own elementwise passes (biases, the "
+        "sigmoid range or the clamp), the masking of seen movies, and for a clamped model the rows tied at its "
+        "ceiling.",
         "",
         "| trainer | epoch (s) | set-up, first trial (s) | set-up, next trial (s) | set-up ≤ epoch | full ranking (s) "
         "| floor (s) | ranking ÷ floor | ≤ 2× floor |",

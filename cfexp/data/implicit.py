@@ -27,8 +27,10 @@ class Positives:
 
     @classmethod
     def of(cls, train: TensorPart, threshold: float) -> Positives:
-        keep = train.ratings >= threshold if threshold > 0 else torch.ones_like(train.ratings, dtype=torch.bool)
-        return cls(train.users[keep], train.movies[keep], train.ratings[keep])
+        if threshold <= 0:
+            return cls(train.users, train.movies, train.ratings)
+        keep = torch.nonzero(train.ratings >= threshold).flatten()  # found once, then three gathers
+        return cls(*(t.index_select(0, keep) for t in (train.users, train.movies, train.ratings)))
 
     def __len__(self) -> int:
         return len(self.users)

@@ -153,17 +153,23 @@ def _sides(train: TensorPart, model: ImplicitMF) -> tuple[_Side, _Side]:
     threshold = model.positives
     shapes = {False: (model.u.num_embeddings, model.m.num_embeddings)}
     shapes[True] = shapes[False][::-1]
+    # the fused loop reads a row's positives in any order; sparse products take them by column
+    fused = train.users.device.type == "cpu" and model.solver == "cg"
 
     def build() -> dict[bool, tuple[Layout, torch.Tensor]]:
         positives = Positives.of(train, threshold)
         built = {}
         for by_movie, shape in shapes.items():
             rows, cols = (positives.movies, positives.users) if by_movie else (positives.users, positives.movies)
-            layout = sparse.layout(rows, cols, shape)
-            built[by_movie] = (replace(layout, order=None), positives.ratings[layout.order])
+            if fused:
+                layout, ratings = sparse.grouped(rows, cols, positives.ratings, shape)
+            else:
+                layout = sparse.layout(rows, cols, shape)
+                ratings = positives.ratings[layout.order]
+            built[by_movie] = (replace(layout, order=None), ratings)
         return built
 
-    kept = sparse.kept(train, ("positives layouts", threshold, shapes[False]), build)
+    kept = sparse.kept(train, ("positives layouts", threshold, shapes[False], fused), build)
     return _Side(*kept[False], model), _Side(*kept[True], model)
 
 

@@ -28,6 +28,15 @@ def caught_up_params(state: np.ndarray, rows: np.ndarray, gaps: np.ndarray, powe
 CHUNKS = 64
 
 
+@numba.njit(parallel=True, cache=True)
+def shuffled(perm, users, movies, ratings, out_users, out_movies, out_ratings) -> None:
+    """The three columns in `perm`'s order, into the three outs: one parallel pass where torch's gathers take
+    three."""
+    for i in numba.prange(len(perm)):
+        j = perm[i]
+        out_users[i], out_movies[i], out_ratings[i] = users[j], movies[j], ratings[j]
+
+
 @numba.njit(cache=True)
 def group_rows(rows: np.ndarray, tally: np.ndarray):
     """A batch's distinct rows, ascending; where each one's occurrences start in `order` (offsets); the occurrences
@@ -135,4 +144,5 @@ def warm() -> None:
     caught_up_params(state, rows, gaps, powers, params)
     raw_scores(params, rows, 2, True, coef)
     group_rows(rows, np.zeros(2, np.int64))
+    shuffled(rows, rows, rows, coef[:1].repeat(2), rows.copy(), rows.copy(), coef[:1].repeat(2))
     step_rows(state, rows, gaps, powers, coef, rows, offsets, rows, params, 2, True, 0.0, 0.1, params.copy())

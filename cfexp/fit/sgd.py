@@ -87,6 +87,22 @@ def _autograd_epoch(model, optimizer, scheduler, users, movies, ratings, batch_s
     return total
 
 
+PARALLEL_SHUFFLE_FROM = 1 << 20  # ratings from which the CPU shuffles in one fused pass (numba's import costs below)
+
+
+def _shuffled(train: TensorPart, perm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training columns in the epoch's order (the same values whichever way they are gathered)."""
+    columns = (train.users, train.movies, train.ratings)
+    if perm.device.type != "cpu" or len(perm) < PARALLEL_SHUFFLE_FROM:
+        # index_select, not indexing: a third faster at 20M ratings (same result)
+        return tuple(t.index_select(0, perm) for t in columns)
+    from cfexp.fit.lazy_kernels import shuffled
+
+    out = tuple(torch.empty_like(t) for t in columns)
+    shuffled(perm.numpy(), *(t.numpy() for t in columns), *(t.numpy() for t in out))
+    return out
+
+
 def fit(
     model: nn.Module,
     train: TensorPart,
@@ -112,8 +128,7 @@ def fit(
             epoch_started = time.perf_counter()
             lr = recipe.lr_at(epoch) if scheduler is None else optimizer.param_groups[0]["lr"]
             perm = torch.randperm(n, generator=shuffle, device=device)
-            # index_select, not indexing: a third faster at 20M ratings (same result)
-            users, movies, ratings = (t.index_select(0, perm) for t in (train.users, train.movies, train.ratings))
+            users, movies, ratings = _shuffled(train, perm)
             if lazy is not None:
                 lazy.start_epoch(lr, n_batches)
                 with _threads(1 if _few_rows_per_step(lazy, bs, device) else None):

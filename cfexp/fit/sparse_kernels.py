@@ -43,3 +43,20 @@ def stable_order(keys: np.ndarray, n_keys: int, within: np.ndarray) -> np.ndarra
         order[starts[key]] = j
         starts[key] += 1
     return order
+
+
+@numba.njit(cache=True)
+def grouped_by_row(rows: np.ndarray, n_rows: int, cols: np.ndarray, values: np.ndarray):
+    """`cols` and `values` stably grouped by row, placed as they are read (no gathers after the sort), and the
+    order that groups them."""
+    starts = np.zeros(n_rows + 1, np.int64)
+    for row in rows:
+        starts[row + 1] += 1
+    for r in range(n_rows):
+        starts[r + 1] += starts[r]
+    order, placed_cols, placed_values = np.empty(len(rows), np.int64), np.empty_like(cols), np.empty_like(values)
+    for i in range(len(rows)):
+        at = starts[rows[i]]
+        order[at], placed_cols[at], placed_values[at] = i, cols[i], values[i]
+        starts[rows[i]] += 1
+    return order, placed_cols, placed_values

@@ -46,3 +46,14 @@ def test_a_part_keeps_what_is_derived_from_it_for_the_next_fit():
     first = sparse.ratings_layout(part, False, shape)
     assert sparse.ratings_layout(part, False, shape) is first
     assert sparse.ratings_layout(part, True, shape[::-1]) is not first
+
+
+@pytest.mark.parametrize("order", ["random", "by row"])
+def test_grouped_layout_holds_each_row_entries_in_input_order(order):
+    rows, cols, shape = _entries(order)
+    values = torch.rand(len(rows))
+    grouped, placed = sparse.grouped(rows, cols, values, shape)
+    expected = torch.argsort(rows, stable=True)
+    assert torch.equal(grouped.order, expected)
+    assert torch.equal(grouped.columns, cols[expected]) and torch.equal(placed, values[expected])
+    assert torch.equal(grouped.offsets, sparse.layout(rows, cols, shape).offsets)
