@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,7 +126,7 @@ def _fit_once(path: str, run: dict, device: str = "cpu") -> dict:
     started = time.perf_counter()
     model, result = runner.fit_run(resolved, tensors, [clock])
     setup = clock.at - started
-    epoch = result.history[0]
+    epochs = [h["train_seconds"] for h in result.history]
     started = time.perf_counter()
     scores = fitting.evaluate(model, tensors.val)
     evaluated = time.perf_counter() - started
@@ -135,7 +136,8 @@ def _fit_once(path: str, run: dict, device: str = "cpu") -> dict:
     with contextlib.suppress(_SetUpDone):
         runner.fit_run(resolved, tensors, [again])
     return {
-        "epoch_seconds": epoch["train_seconds"],
+        "epoch_seconds": statistics.median(epochs),  # of each epoch's training, where the run has several
+        "epoch_seconds_each": epochs,
         "setup_seconds": setup,  # the first trial's: the model and the trainer's sparse layouts
         "ranking_sets_seconds": ranking_sets,
         "setup_again_seconds": again.at - started,  # the next trial's on the same data
@@ -173,8 +175,9 @@ IALS_AT_SCALE = {"n_factors": 64, "reg": 0.01, "alpha": 1.0, "positives": 4.0, "
 
 
 def measure_ials(path: str, device: str = "cpu") -> dict:
-    """One iALS epoch (every user's row, then every movie's, by 3 CG steps) at the floors part's settings. Its fused
-    loops are loaded (or compiled) first and timed apart, as the SGD epoch's are."""
+    """An iALS epoch (every user's row, then every movie's, by 3 CG steps) at the floors part's settings: the median
+    of three, as implicit's iteration is (one epoch of either takes seconds, and this machine's noise is as large).
+    Its fused loops are loaded (or compiled) first and timed apart, as the SGD epoch's are."""
     from cfexp.fit import ials_kernels
 
     started = time.perf_counter()
@@ -182,13 +185,16 @@ def measure_ials(path: str, device: str = "cpu") -> dict:
     kernels = time.perf_counter() - started
     s = IALS_AT_SCALE
     options = {k: s[k] for k in ("reg", "alpha", "positives", "cg_steps")} | {"reg_exponent": 0.0}
-    run = {"variant": "ials", "n_factors": s["n_factors"], "schedule": "constant", "epochs": 1, "lr": 1.0}
+    run = {"variant": "ials", "n_factors": s["n_factors"], "schedule": "constant", "epochs": TIMED, "lr": 1.0}
     return {**_fit_once(path, {**run, "options": options}, device), **s, "kernel_load_seconds": kernels}
+
+
+TIMED = 3  # epochs of iALS, and iterations of implicit's ALS, whose median is the figure
 
 
 def measure_implicit(path: str, device: str = "cpu") -> dict:
     """implicit's AlternatingLeastSquares for one iteration on the same positives and confidences (1 + α), the
-    user × item matrix built from cfexp's encoding first (timed apart)."""
+    user × item matrix built from cfexp's encoding first (timed apart): the median of three fits of one iteration."""
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
 
@@ -204,10 +210,19 @@ def measure_implicit(path: str, device: str = "cpu") -> dict:
     confidence = np.full(len(keep), 1.0 + s["alpha"], np.float32)
     matrix = sp.csr_matrix((confidence, (users, movies)), shape=(ratings.n_users, ratings.n_movies))
     built = time.perf_counter()
-    model = AlternatingLeastSquares(factors=s["n_factors"], regularization=s["reg"], alpha=1.0, iterations=1)
-    model.cg_steps = s["cg_steps"]
-    model.fit(matrix, show_progress=False)
-    return {"epoch_seconds": time.perf_counter() - built, "setup_seconds": built - started, "positives": len(keep)}
+    each = []
+    for _ in range(TIMED):
+        model = AlternatingLeastSquares(factors=s["n_factors"], regularization=s["reg"], alpha=1.0, iterations=1)
+        model.cg_steps = s["cg_steps"]
+        fitted = time.perf_counter()
+        model.fit(matrix, show_progress=False)
+        each.append(time.perf_counter() - fitted)
+    return {
+        "epoch_seconds": statistics.median(each),
+        "epoch_seconds_each": each,
+        "setup_seconds": built - started,
+        "positives": len(keep),
+    }
 
 
 def _frames(path: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
