@@ -13,6 +13,14 @@ from cfexp.services.cluster import Services, pg_bin
 
 
 @pytest.fixture(autouse=True)
+def loopback_only(monkeypatch, tmp_path):
+    """No test can reach the internet: unless it points cfexp at its own loopback server, the MovieLens mirror is a
+    closed port on loopback (subprocesses inherit it), and the release cache a temporary folder."""
+    monkeypatch.setenv("CFEXP_MOVIELENS_URL", "http://127.0.0.1:9/no-internet")
+    monkeypatch.setenv("CFEXP_DATA", str(tmp_path / "default-cache"))
+
+
+@pytest.fixture(autouse=True)
 def _tracking_uri_restored():
     """MLflow's set_tracking_uri sets MLFLOW_TRACKING_URI in the environment: a test's store must not become the
     next test's."""

@@ -26,12 +26,26 @@ from cfexp.bench import item_models as bench_item_models
 from cfexp.bench import peers as bench_peers
 from cfexp.bench import protocols as bench_protocols
 from cfexp.bench import scale as bench_scale
+from cfexp.bench import scale_peers
 from cfexp.bench.protocol import measure_baseline, measure_protocol
 from cfexp.bench.report import write_benchmarks
 from cfexp.bench.samplers import measure_samplers
+from cfexp.bench.scale_sweep import measure_sweep as measure_scale_sweep
 from cfexp.bench.sweeps import measure_sweep, measure_sweep_pair, measure_sweep_repeats, measure_sweep_workers
 from cfexp.bench.training import measure_bpmf, measure_fast, measure_lesson, measure_surprise
 
+SCALE = {  # in the order they run
+    "scale-synth": bench_scale.measure_synth,
+    "scale-load": bench_scale.measure_load,
+    "scale-sgd": bench_scale.measure_sgd,
+    "scale-gibbs": bench_scale.measure_gibbs,
+    "scale-lenskit": scale_peers.measure_lenskit,
+    "scale-surprise": scale_peers.measure_surprise,
+    "scale-ials": bench_scale.measure_ials,
+    "scale-implicit": scale_peers.measure_implicit,
+    "scale-sweep": measure_scale_sweep,
+}
+GPU_STEPS = ("sgd", "gibbs", "ials", "sweep")
 SUITES = {
     "default": {
         "lesson-cfexp": lambda args: measure_lesson("cfexp", args.device),
@@ -64,8 +78,9 @@ SUITES = {
         "floors-itemknn": lambda args: bench_item_models.measure_itemknn(args.device),
         "floors-vaes": lambda args: bench_autoencoders.measure_vaes(args.device),
     },
-    "scale": {name: (lambda args, f=f: f(args.data, args.device)) for name, f in bench_scale.MEASURES.items()},
-    "gpu": {name: (lambda args, f=f: f(args.data, "cuda")) for name, f in bench_scale.GPU_MEASURES.items()},
+    "scale": {name: (lambda args, f=f: f(args.data, args.device)) for name, f in SCALE.items()},
+    # cfexp's own steps and the sweep with --device cuda (the peers are CPU-only)
+    "gpu": {f"gpu-{name}": (lambda args, f=SCALE[f"scale-{name}"]: f(args.data, "cuda")) for name in GPU_STEPS},
     "chaos": {
         "chaos-soak": lambda args: bench_chaos.measure_soak(),
         "chaos-scenario": lambda args: bench_chaos.measure_scenario(),

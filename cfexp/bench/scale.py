@@ -1,28 +1,19 @@
-"""`make bench-scale`: cfexp on 25 million ratings (a synthetic file shaped like ml-25m), beside LensKit's biased
-ALS, Surprise's SVD and implicit's ALS on the same file, each measurement in its own process.
+"""`make bench-scale`'s own steps: cfexp on 25 million ratings (a synthetic file shaped like ml-25m), each
+measurement in its own process. The peers on the same file are in cfexp.bench.scale_peers, the 25M sweep in
+cfexp.bench.scale_sweep.
 
 Every run reads the same CSV, splits it the lesson's way (20% validation, seed 42) and measures: loading and
-encoding; one epoch of the fast SGD recipe at batch 65,536 (training only; the evaluation pass is timed apart);
-one Gibbs sweep of bpmf at rank 20; one iALS epoch; and the evaluation pass over the validation set. The peers:
-LensKit 2025.8.1's BiasedMFScorer (ALS, rank 20, one epoch) with its own data loading and batch prediction,
-Surprise's SVD for one epoch with its trainset and `test`, and implicit's ALS for one iteration at the iALS
-epoch's settings.
+encoding; an epoch of the fast SGD recipe at batch 65,536, one Gibbs sweep of bpmf at rank 20 and iALS epochs
+(training only), each trainer's set-up, the evaluation pass over the validation set, and the full ranking beside
+its torch.mm + topk floor.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import resource
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 SHAPE, SEED = "ml-25m", 42
 RANK = 20
@@ -41,13 +32,6 @@ def measure_synth(path: str, device: str = "cpu") -> dict:
     written = synth.write(SHAPE, out, SEED)
     marker.write_text(f"{SHAPE} {SEED}\n")
     return {"seconds": time.perf_counter() - started, "mb": out.stat().st_size / 2**20, **written}
-
-
-def _split(n: int) -> tuple[np.ndarray, np.ndarray]:
-    from cfexp.data import ratings as data
-
-    split = data.split_rows(n)
-    return split.train, split.val
 
 
 def measure_load(path: str, device: str = "cpu") -> dict:
@@ -171,6 +155,7 @@ def measure_gibbs(path: str, device: str = "cpu") -> dict:
     return {**_fit_once(path, run, device), "n_factors": RANK}
 
 
+TIMED = 3  # epochs of iALS, and iterations of implicit's ALS, whose median is the figure
 IALS_AT_SCALE = {"n_factors": 64, "reg": 0.01, "alpha": 1.0, "positives": 4.0, "cg_steps": 3}
 
 
@@ -187,162 +172,3 @@ def measure_ials(path: str, device: str = "cpu") -> dict:
     options = {k: s[k] for k in ("reg", "alpha", "positives", "cg_steps")} | {"reg_exponent": 0.0}
     run = {"variant": "ials", "n_factors": s["n_factors"], "schedule": "constant", "epochs": TIMED, "lr": 1.0}
     return {**_fit_once(path, {**run, "options": options}, device), **s, "kernel_load_seconds": kernels}
-
-
-TIMED = 3  # epochs of iALS, and iterations of implicit's ALS, whose median is the figure
-
-
-def measure_implicit(path: str, device: str = "cpu") -> dict:
-    """implicit's AlternatingLeastSquares for one iteration on the same positives and confidences (1 + α), the
-    user × item matrix built from cfexp's encoding first (timed apart): the median of three fits of one iteration."""
-    import scipy.sparse as sp
-    from implicit.cpu.als import AlternatingLeastSquares
-
-    from cfexp.data import ratings as data
-
-    s = IALS_AT_SCALE
-    ratings = data.load_ratings(path)
-    frame = ratings.frame
-    train = data.split_rows(len(frame)).train
-    started = time.perf_counter()
-    keep = train[frame.rating.to_numpy()[train] >= s["positives"]]
-    users, movies = frame.user.to_numpy()[keep], frame.movie.to_numpy()[keep]
-    confidence = np.full(len(keep), 1.0 + s["alpha"], np.float32)
-    matrix = sp.csr_matrix((confidence, (users, movies)), shape=(ratings.n_users, ratings.n_movies))
-    built = time.perf_counter()
-    each = []
-    for _ in range(TIMED):
-        model = AlternatingLeastSquares(factors=s["n_factors"], regularization=s["reg"], alpha=1.0, iterations=1)
-        model.cg_steps = s["cg_steps"]
-        fitted = time.perf_counter()
-        model.fit(matrix, show_progress=False)
-        each.append(time.perf_counter() - fitted)
-    return {
-        "epoch_seconds": statistics.median(each),
-        "epoch_seconds_each": each,
-        "setup_seconds": built - started,
-        "positives": len(keep),
-    }
-
-
-def _frames(path: str) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    started = time.perf_counter()
-    frame = pd.read_csv(path, usecols=["userId", "movieId", "rating"], engine="pyarrow")
-    read = time.perf_counter() - started
-    train_rows, val_rows = _split(len(frame))
-    return frame.iloc[train_rows], frame.iloc[val_rows], read
-
-
-def measure_lenskit(path: str, device: str = "cpu") -> dict:
-    """LensKit's biased ALS: its dataset from the ratings frame, one ALS epoch, batch prediction of the val rows."""
-    from lenskit import batch
-    from lenskit.als import BiasedMFScorer
-    from lenskit.data import ItemListCollection, from_interactions_df
-    from lenskit.pipeline import predict_pipeline
-
-    train_frame, val_frame, read = _frames(path)
-    started = time.perf_counter()
-    dataset = from_interactions_df(train_frame, user_col="userId", item_col="movieId", rating_col="rating")
-    built = time.perf_counter()
-    pipeline = predict_pipeline(BiasedMFScorer(embedding_size=RANK, epochs=1, regularization=0.1))
-    pipeline.train(dataset)
-    trained = time.perf_counter()
-    queries = ItemListCollection.from_df(
-        val_frame.rename(columns={"userId": "user_id", "movieId": "item_id"}), ["user_id"]
-    )
-    scored = batch.predict(pipeline, queries, n_jobs=1).to_df()
-    done = time.perf_counter()
-    truth = val_frame.rename(columns={"userId": "user_id", "movieId": "item_id"})
-    joined = truth.merge(scored[["user_id", "item_id", "score"]], on=["user_id", "item_id"])
-    return {
-        "load_encode_seconds": read + built - started,
-        "epoch_seconds": trained - built,
-        "eval_seconds": done - trained,
-        "val_mse": float(((joined["rating"] - joined["score"]) ** 2).mean()),
-    }
-
-
-def measure_surprise(path: str, device: str = "cpu") -> dict:
-    """Surprise's SVD at the fast recipe's rank: its trainset from the frame, one SGD epoch, `test` on the val rows."""
-    from surprise import SVD, Dataset, Reader
-
-    from cfexp.bench.training import FAST_RUN
-
-    train_frame, val_frame, read = _frames(path)
-    started = time.perf_counter()
-    trainset = Dataset.load_from_df(train_frame, Reader(rating_scale=(0.5, 5.0))).build_full_trainset()
-    built = time.perf_counter()
-    model = SVD(n_factors=FAST_RUN["n_factors"], n_epochs=1, random_state=0).fit(trainset)
-    trained = time.perf_counter()
-    tests = list(val_frame.itertuples(index=False, name=None))
-    predictions = model.test(tests)
-    done = time.perf_counter()
-    mse = float(np.mean([(p.r_ui - p.est) ** 2 for p in predictions]))
-    return {
-        "load_encode_seconds": read + built - started,
-        "epoch_seconds": trained - built,
-        "eval_seconds": done - trained,
-        "val_mse": mse,
-    }
-
-
-SCALE_EXPERIMENT = Path("experiments", "ml-25m.toml").resolve()  # found from the repository's root, as make runs
-
-
-def measure_sweep(path: str, device: str = "cpu") -> dict:
-    """`cfexp sweep experiments/ml-25m.toml` on the file, as `make sweep` runs an experiment (two workers), in a
-    fresh folder (fresh stores): its wall, each process's peak memory (sampled every half second; the largest
-    exactly, from the kernel's count), and each study's best trial and test figures."""
-    import psutil
-
-    command = [
-        sys.executable,
-        "-m",
-        "cfexp.cli",
-        "sweep",
-        str(SCALE_EXPERIMENT),
-        "--ratings",
-        str(Path(path).resolve()),
-    ]
-    command += ["--workers", "2", "--device", device, "--quiet", "--summary", "summary.json"]
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        peaks: dict[int, float] = {}
-        while proc.poll() is None:
-            try:
-                tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-                for p in tree:
-                    peaks[p.pid] = max(peaks.get(p.pid, 0.0), p.memory_info().rss / 2**20)
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
-        wall = time.perf_counter() - started
-        error = proc.stderr.read()
-        if proc.returncode:
-            return {"error": (error.strip().splitlines() or ["failed"])[-1]}
-        summary = json.loads((Path(tmp) / "summary.json").read_text())
-    keys = ("study", "variant", "objective", "best_value", "test_loss", "test_rmse", "test_ndcg_at_10", "params")
-    return {
-        "wall": wall,
-        "largest_process_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "process_peaks_mb": sorted(peaks.values(), reverse=True),
-        "final_seconds": summary.get("final_seconds"),
-        "dataset": {k: summary["dataset"].get(k) for k in ("ratings", "users", "movies", "split")},
-        "studies": [{k: row.get(k) for k in keys} | {"trials": row.get("complete")} for row in summary["studies"]],
-    }
-
-
-MEASURES = {
-    "scale-synth": measure_synth,
-    "scale-load": measure_load,
-    "scale-sgd": measure_sgd,
-    "scale-gibbs": measure_gibbs,
-    "scale-lenskit": measure_lenskit,
-    "scale-surprise": measure_surprise,
-    "scale-ials": measure_ials,
-    "scale-implicit": measure_implicit,
-    "scale-sweep": measure_sweep,
-}
-# `make bench-gpu`: cfexp's own steps and the sweep with --device cuda (the peers are CPU-only)
-GPU_MEASURES = {f"gpu-{name}": MEASURES[f"scale-{name}"] for name in ("sgd", "gibbs", "ials", "sweep")}

@@ -64,14 +64,6 @@ class Archives(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch, tmp_path):
-    """No test here can reach the internet: unless it points cfexp at its own loopback server, the mirror is a
-    closed port on loopback, and the cache a temporary folder."""
-    monkeypatch.setenv("CFEXP_MOVIELENS_URL", "http://127.0.0.1:9/no-internet")
-    monkeypatch.setenv("CFEXP_DATA", str(tmp_path / "default-cache"))
-
-
 @pytest.fixture()
 def server():
     Archives.served, Archives.hits = {}, []
