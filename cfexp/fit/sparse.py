@@ -1,5 +1,6 @@
-"""Compressed sparse rows of a training part, built by one sort and kept on the part, so that every trial of a study
-(which fits on the same part) reuses them instead of sorting millions of entries again.
+"""Compressed sparse rows of a training part, built by counting sorts (cfexp.fit.sparse_kernels) and kept on the
+part, so that every trial of a study (which fits on the same part) reuses them instead of sorting millions of
+entries again.
 
 A `Layout` is where each entry of (rows, cols) lands in their CSR: matrices of any values on the same pattern share
 its row offsets and column indices, and take their values in its order.
@@ -62,15 +63,17 @@ def grouped(
     a reader that needs no column order (iALS's fused loop), one counting pass, or none where the rows come in
     order already."""
     offsets = _offsets(rows, shape[0])
-    if rows.device.type == "cpu" and len(rows) and not bool((rows[1:] >= rows[:-1]).all()):
-        from cfexp.fit.sparse_kernels import grouped_by_row
+    if rows.device.type != "cpu":
+        order = torch.argsort(rows, stable=True)
+        return Layout(offsets, cols[order], order, shape), values[order]
+    if _ascending(rows):
+        return Layout(offsets, cols, torch.arange(len(rows)), shape), values
+    from cfexp.fit.sparse_kernels import grouped_by_row
 
-        order, placed_cols, placed = (
-            torch.from_numpy(a) for a in grouped_by_row(rows.numpy(), shape[0], cols.numpy(), values.numpy())
-        )
-        return Layout(offsets, placed_cols, order, shape), placed
-    order = _row_order(rows, shape[0])
-    return Layout(offsets, cols[order], order, shape), values[order]
+    order, placed_cols, placed = (
+        torch.from_numpy(a) for a in grouped_by_row(rows.numpy(), shape[0], cols.numpy(), values.numpy())
+    )
+    return Layout(offsets, placed_cols, order, shape), placed
 
 
 def by_row(rows: torch.Tensor, n_rows: int) -> Layout:
@@ -83,11 +86,15 @@ def _row_order(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
     """The entries stably sorted by row."""
     if rows.device.type != "cpu":
         return torch.argsort(rows, stable=True)
-    if not len(rows) or bool((rows[1:] >= rows[:-1]).all()):
+    if _ascending(rows):
         return torch.arange(len(rows))
     from cfexp.fit.sparse_kernels import stable_order
 
     return torch.from_numpy(stable_order(rows.numpy(), n_rows, np.arange(len(rows))))
+
+
+def _ascending(rows: torch.Tensor) -> bool:
+    return not len(rows) or bool((rows[1:] >= rows[:-1]).all())
 
 
 def _offsets(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
